@@ -1,0 +1,265 @@
+//! Command-line surface, shaped after runc and crun so that conmon, CRI-O,
+//! podman and containerd can drive runlet without knowing it is not runc.
+//!
+//! clap accepts options before and after positional arguments, so both
+//! `create --bundle B ID` and `create ID --bundle B` work. For `exec` the
+//! command and its arguments are a trailing list: options are parsed up to
+//! the first word after the container ID, everything from there on belongs
+//! to the command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_ROOT: &str = "/run/runlet";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "runlet",
+    about = "A runc-compatible OCI container runtime with an embedded WebAssembly handler",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GlobalOpts {
+    /// Root directory for container state
+    #[arg(long, global = true, default_value = DEFAULT_ROOT, env = "RUNLET_ROOT")]
+    pub root: PathBuf,
+
+    /// Log file (`file:` prefix accepted, as crun does)
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+
+    /// Log format
+    #[arg(long = "log-format", global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level (crun's flag; --debug is the same as --log-level=debug)
+    #[arg(long = "log-level", global = true)]
+    pub log_level: Option<String>,
+
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Use systemd to manage cgroups (same as --cgroup-manager=systemd)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+
+    /// Cgroup manager: cgroupfs or systemd
+    #[arg(long = "cgroup-manager", global = true, value_enum)]
+    pub cgroup_manager: Option<CgroupManagerKind>,
+
+    /// true, false or auto: `spec` generates a rootless spec when true; other
+    /// commands accept it for compatibility (rootless mode is detected)
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub rootless: Option<String>,
+
+    /// Print version information
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupManagerKind {
+    Cgroupfs,
+    Systemd,
+    Disabled,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container from a bundle; it waits for `start`
+    Create(CreateArgs),
+    /// Start a created container
+    Start(IdArg),
+    /// Print the state of a container as JSON
+    State(IdArg),
+    /// Send a signal to the container's init process (default SIGTERM)
+    Kill(KillArgs),
+    /// Delete a container and the resources it holds
+    Delete(DeleteArgs),
+    /// Create and start a container
+    Run(RunArgs),
+    /// Run a new process inside a running container
+    Exec(ExecArgs),
+    /// List the processes running inside a container
+    Ps(PsArgs),
+    /// List containers
+    List(ListArgs),
+    /// Suspend all processes of a container
+    Pause(IdArg),
+    /// Resume all processes of a paused container
+    Resume(IdArg),
+    /// Create a default config.json in the bundle
+    Spec(SpecArgs),
+    /// Print the features this runtime supports, as OCI features JSON
+    Features,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    pub container_id: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Path to a config file other than <bundle>/config.json (crun's -f)
+    #[arg(short = 'f', long)]
+    pub config: Option<PathBuf>,
+    /// Unix socket that receives the pty master of the container's terminal
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// File to write the container's init pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Pass this many extra file descriptors (from fd 3) to the container
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Use chroot-like mount moves instead of pivot_root
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Accepted for compatibility with crun
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    pub container_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Detach from the container's process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Send the signal to every process in the container
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    pub container_id: String,
+    /// Signal name (TERM, SIGTERM) or number
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    /// Kill the container's processes first if it is running
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    pub container_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print only the container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[arg(short = 'f', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    #[arg(short = 'f', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    pub container_id: String,
+    /// Options passed to ps(1) (default: -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_options: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Directory to write config.json into
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Unix socket that receives the pty master
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Allocate a terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// A process.json describing the process to run
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Working directory inside the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Environment variables (KEY=VALUE), may repeat
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional gids, may repeat
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective, permitted and ambient sets
+    #[arg(short = 'c', long = "cap")]
+    pub cap: Vec<String>,
+    /// Detach from the process
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Pass this many extra file descriptors (from fd 3)
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Set no_new_privileges for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Accepted for compatibility; SELinux labels are not applied
+    #[arg(long = "process-label")]
+    pub process_label: Option<String>,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Run in this sub-cgroup of the container
+    #[arg(long)]
+    pub cgroup: Option<String>,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    pub container_id: String,
+    /// The command and its arguments (unless --process is given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}

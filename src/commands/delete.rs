@@ -1,0 +1,112 @@
+//! `delete`: remove a container and everything it holds.
+//!
+//! Done here rather than with libcontainer's `Container::delete`, which
+//! leaves the state dir behind when a poststop hook fails (the spec says a
+//! failing poststop hook is only a warning) and cannot remove a stopped
+//! container's cgroup while orphaned processes still live in it.
+
+use anyhow::{anyhow, bail, Result};
+use libcontainer::container::ContainerStatus;
+
+use crate::cli::DeleteArgs;
+use crate::container::{self, cgroup_config};
+use crate::state;
+use crate::Ctx;
+
+pub fn run(ctx: &Ctx, args: &DeleteArgs) -> Result<i32> {
+    let id = &args.container_id;
+    state::validate_id(id)?;
+    let dir = state::container_dir(&ctx.root, id);
+    if !dir.exists() {
+        if args.force {
+            return Ok(0);
+        }
+        bail!("container {id} does not exist");
+    }
+    let l = match state::load(&ctx.root, id) {
+        Ok(l) => l,
+        Err(e) if args.force => {
+            // A half-written state dir: nothing to signal, just remove it.
+            tracing::warn!("{e:#}; removing {}", dir.display());
+            std::fs::remove_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
+    let status = l.container.status();
+    match status {
+        ContainerStatus::Stopped | ContainerStatus::Created => {}
+        _ if args.force => {}
+        s => bail!(
+            "cannot delete container {id} that is not stopped: {}",
+            state::status_name(s)
+        ),
+    }
+    remove(ctx, &l)
+}
+
+fn remove(ctx: &Ctx, l: &state::Loaded) -> Result<i32> {
+    let id = l.container.id();
+    let dir = state::container_dir(&ctx.root, id);
+    let config = l.container.spec().ok();
+    if let Some(config) = &config {
+        let cgroups = cgroup_config(config.cgroup_path.clone(), l.container.systemd(), id);
+        match libcgroups::common::create_cgroup_manager(cgroups) {
+            Ok(manager) => {
+                // A paused container must be thawed for SIGKILL to take effect.
+                if l.container.status() == ContainerStatus::Paused {
+                    use libcgroups::common::CgroupManager;
+                    let _ = manager.freeze(libcgroups::common::FreezerState::Thawed);
+                }
+                container::kill_cgroup(&manager, id);
+                use libcgroups::common::CgroupManager;
+                manager
+                    .remove()
+                    .map_err(|e| anyhow!("container {id}: removing cgroup: {e}"))?;
+            }
+            Err(e) => tracing::warn!(%id, "cgroup manager: {e}"),
+        }
+    }
+    if let Some(pid) = l.container.pid() {
+        // The init itself, if it escaped the cgroup kill (e.g. no cgroup).
+        if l.container.status() != ContainerStatus::Stopped {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let _ = libcontainer::process::intel_rdt::cleanup_intel_rdt(
+        l.container.intel_rdt_dir().map(|p| p.as_path()),
+        l.container.intel_rdt_monitoring_dir().map(|p| p.as_path()),
+        l.container.clean_up_intel_rdt_subdirectory(),
+        id,
+    );
+    if let Some(hooks) = config.as_ref().and_then(|c| c.hooks.as_ref()) {
+        let mut st = l.container.state.clone();
+        st.status = ContainerStatus::Stopped;
+        if let Err(e) =
+            libcontainer::hooks::run_hooks(hooks.poststop().as_ref(), Some(&st), None, None, None)
+        {
+            tracing::warn!(%id, "poststop hook failed: {}", container::root_cause(&e));
+            eprintln!(
+                "runlet: warning: poststop hook failed: {}",
+                container::root_cause(&e)
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+    Ok(0)
+}
+
+/// Removes a container whatever its state; used when a later step of
+/// create/run fails.
+pub fn force_remove(ctx: &Ctx, id: &str) {
+    match state::load(&ctx.root, id) {
+        Ok(l) => {
+            if let Err(e) = remove(ctx, &l) {
+                tracing::warn!(%id, "cleanup: {e:#}");
+            }
+        }
+        Err(_) => {
+            let _ = std::fs::remove_dir_all(state::container_dir(&ctx.root, id));
+        }
+    }
+}

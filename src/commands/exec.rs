@@ -1,0 +1,169 @@
+//! `exec`: run another process inside a running container.
+
+use anyhow::{anyhow, bail, Result};
+use libcontainer::container::ContainerStatus;
+use libcontainer::oci_spec::runtime::{Capabilities, Capability, Process};
+
+use crate::cli::ExecArgs;
+use crate::container::{self, TenantRequest};
+use crate::foreground::{self, ConsoleSocket};
+use crate::{dispatch, state, Ctx};
+
+pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
+    let id = &args.container_id;
+    let loaded = state::load(&ctx.root, id)?;
+    match loaded.container.status() {
+        ContainerStatus::Running | ContainerStatus::Created => {}
+        ContainerStatus::Paused if args.ignore_paused => {}
+        ContainerStatus::Paused => bail!("cannot exec in a paused container"),
+        ContainerStatus::Stopped => bail!("cannot exec in a stopped container"),
+        ContainerStatus::Creating => bail!("cannot exec in a container that is being created"),
+    }
+    if args.preserve_fds < 0 {
+        bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
+    }
+    let init_spec = state::load_spec_copy(&ctx.root, id)?;
+    let process = build_process(args, &init_spec)?;
+    let terminal = process.terminal().unwrap_or(false);
+    super::create::check_terminal(terminal, args.console_socket.is_some(), args.detach)?;
+
+    let own_console = if terminal && args.console_socket.is_none() {
+        Some(ConsoleSocket::bind(&ctx.root)?)
+    } else {
+        None
+    };
+    let console_socket = match &own_console {
+        Some(c) => Some(c.path().to_path_buf()),
+        None => args
+            .console_socket
+            .as_deref()
+            .map(super::create::absolute)
+            .transpose()?,
+    };
+    let pid_file = args
+        .pid_file
+        .as_deref()
+        .map(super::create::absolute)
+        .transpose()?;
+    let workload = dispatch::Workload::Native;
+    let pid = container::exec_tenant(
+        TenantRequest {
+            id: id.clone(),
+            root: ctx.root.clone(),
+            process,
+            console_socket,
+            preserve_fds: args.preserve_fds,
+            sub_cgroup: args.cgroup.clone(),
+            executor: dispatch::executor(&workload),
+        },
+        &loaded,
+    )?;
+    if let Some(pid_file) = pid_file {
+        state::write_atomic(&pid_file, pid.to_string().as_bytes())?;
+    }
+    if args.detach {
+        return Ok(0);
+    }
+    let master = match &own_console {
+        Some(c) => Some(c.receive_master()?),
+        None => None,
+    };
+    let sfd = foreground::block_signals()?;
+    foreground::wait(sfd, pid, master)
+}
+
+/// The process to run: process.json as given, or the container's own
+/// process with the command line's changes, as runc builds it.
+fn build_process(
+    args: &ExecArgs,
+    init_spec: &libcontainer::oci_spec::runtime::Spec,
+) -> Result<Process> {
+    if let Some(path) = &args.process {
+        let data = std::fs::read(path).map_err(|e| anyhow!("--process {}: {e}", path.display()))?;
+        let process: Process = serde_json::from_slice(&data)
+            .map_err(|e| anyhow!("--process {}: invalid process: {e}", path.display()))?;
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            bail!("--process {}: args must not be empty", path.display());
+        }
+        return Ok(process);
+    }
+    if args.command.is_empty() {
+        bail!("exec: no command given (and no --process)");
+    }
+    let mut p = init_spec.process().clone().unwrap_or_default();
+    p.set_args(Some(args.command.clone()));
+    let env = p.env().clone().unwrap_or_default();
+    p.set_env(Some(container::merge_env(&env, &args.env)));
+    if let Some(cwd) = &args.cwd {
+        if !cwd.is_absolute() {
+            bail!("--cwd {cwd:?}: must be an absolute path");
+        }
+        p.set_cwd(cwd.clone());
+    }
+    p.set_terminal(Some(args.tty));
+    if args.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(profile) = &args.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
+    if let Some(user) = &args.user {
+        let mut u = p.user().clone();
+        let (uid, gid) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user.as_str(), None),
+        };
+        u.set_uid(
+            uid.parse()
+                .map_err(|_| anyhow!("--user {user:?}: uid must be a number"))?,
+        );
+        if let Some(g) = gid {
+            u.set_gid(
+                g.parse()
+                    .map_err(|_| anyhow!("--user {user:?}: gid must be a number"))?,
+            );
+        }
+        if !args.additional_gids.is_empty() {
+            u.set_additional_gids(Some(args.additional_gids.clone()));
+        }
+        p.set_user(u);
+    } else if !args.additional_gids.is_empty() {
+        let mut u = p.user().clone();
+        u.set_additional_gids(Some(args.additional_gids.clone()));
+        p.set_user(u);
+    }
+    if !args.cap.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        for name in &args.cap {
+            let upper = name.to_ascii_uppercase();
+            let full = if upper.starts_with("CAP_") {
+                upper
+            } else {
+                format!("CAP_{upper}")
+            };
+            let cap: Capability = full
+                .parse()
+                .map_err(|_| anyhow!("--cap {name:?}: unknown capability"))?;
+            // runc adds --cap to every set of the process.
+            let add = |set: &Option<Capabilities>| {
+                let mut set = set.clone().unwrap_or_default();
+                set.insert(cap);
+                Some(set)
+            };
+            let (b, e, pm, a, i) = (
+                add(caps.bounding()),
+                add(caps.effective()),
+                add(caps.permitted()),
+                add(caps.ambient()),
+                add(caps.inheritable()),
+            );
+            caps.set_bounding(b)
+                .set_effective(e)
+                .set_permitted(pm)
+                .set_ambient(a)
+                .set_inheritable(i);
+        }
+        p.set_capabilities(Some(caps));
+    }
+    Ok(p)
+}

@@ -1,0 +1,206 @@
+//! `features` and `--version`: what this build of runlet really supports.
+//! Every list below is what libcontainer 0.7 implements (its mount option
+//! parser, seccomp translation and namespace set); nothing is claimed that
+//! a test or libcontainer's code does not back.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::dispatch;
+
+pub const LIBCONTAINER_VERSION: &str = "0.7.0";
+
+const MOUNT_OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+    "idmap",
+    "ridmap",
+];
+
+const SECCOMP_ACTIONS: &[&str] = &[
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_TRAP",
+];
+
+const SECCOMP_OPERATORS: &[&str] = &[
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_MASKED_EQ",
+    "SCMP_CMP_NE",
+];
+
+const SECCOMP_ARCHS: &[&str] = &[
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+];
+
+const SECCOMP_FLAGS: &[&str] = &[
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+];
+
+fn oci_version() -> &'static str {
+    libcontainer::oci_spec::runtime::VERSION
+}
+
+fn libseccomp_version() -> String {
+    match libseccomp::ScmpVersion::current() {
+        Ok(v) => format!("{}.{}.{}", v.major, v.minor, v.micro),
+        Err(_) => "unknown".into(),
+    }
+}
+
+pub fn version_text() -> String {
+    format!(
+        "runlet version {}\nspec: {}\nlibcontainer: {}\nlibseccomp: {}\nhandlers: {}\n",
+        env!("CARGO_PKG_VERSION"),
+        oci_version(),
+        LIBCONTAINER_VERSION,
+        libseccomp_version(),
+        dispatch::compiled_handlers().join(","),
+    )
+}
+
+pub fn features() -> serde_json::Value {
+    let caps: Vec<String> = {
+        let mut v: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+        v.sort();
+        v
+    };
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": oci_version(),
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": MOUNT_OPTIONS,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": SECCOMP_ACTIONS,
+                "operators": SECCOMP_OPERATORS,
+                "archs": SECCOMP_ARCHS,
+                "knownFlags": SECCOMP_FLAGS,
+                "supportedFlags": SECCOMP_FLAGS,
+            },
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": true },
+            "mountExtensions": { "idmap": { "enabled": true } },
+        },
+        "annotations": {
+            "io.github.seccomp.libseccomp.version": libseccomp_version(),
+            "org.runlet.version": env!("CARGO_PKG_VERSION"),
+            "org.runlet.libcontainer.version": LIBCONTAINER_VERSION,
+            "org.runlet.handlers": dispatch::compiled_handlers().join(","),
+        },
+        "potentiallyUnsafeConfigAnnotations": [],
+    })
+}
+
+pub fn run() -> Result<i32> {
+    println!("{}", serde_json::to_string_pretty(&features())?);
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_shape() {
+        let f = features();
+        assert_eq!(f["ociVersionMin"], "1.0.0");
+        assert!(f["linux"]["capabilities"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c == "CAP_SYS_ADMIN")));
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+    }
+
+    #[test]
+    fn version_lists_spec_and_handlers() {
+        let v = version_text();
+        assert!(v.starts_with("runlet version "));
+        assert!(v.contains("\nspec: 1."));
+        assert!(v.contains("handlers: native"));
+    }
+}

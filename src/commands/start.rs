@@ -1,0 +1,61 @@
+//! `start`: let a created container's process run.
+
+use anyhow::{anyhow, bail, Result};
+use libcontainer::container::ContainerStatus;
+use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
+
+use crate::notify::Relay;
+use crate::state::{self, Loaded};
+use crate::Ctx;
+
+pub fn run(ctx: &Ctx, id: &str) -> Result<i32> {
+    start(ctx, id)?;
+    Ok(0)
+}
+
+pub fn start(ctx: &Ctx, id: &str) -> Result<Loaded> {
+    let mut l = state::load(&ctx.root, id)?;
+    match l.container.status() {
+        ContainerStatus::Created => {}
+        ContainerStatus::Running => bail!("cannot start an already running container"),
+        ContainerStatus::Stopped => bail!("cannot start a container that has stopped"),
+        s => bail!(
+            "cannot start a container in the {} state",
+            state::status_name(s)
+        ),
+    }
+    let dir = state::container_dir(&ctx.root, id);
+    let relay = match &l.extra.notify_socket {
+        Some(host) => Some(Relay::bind(&dir, host.clone())?),
+        None => None,
+    };
+    NotifySocket::new(dir.join(NOTIFY_FILE))
+        .notify_container_start()
+        .map_err(|e| anyhow!("container {id}: starting the process: {e}"))?;
+    l.container
+        .set_status(ContainerStatus::Running)
+        .save()
+        .map_err(|e| anyhow!("saving state: {e}"))?;
+
+    let config = l
+        .container
+        .spec()
+        .map_err(|e| anyhow!("container {id}: {e}"))?;
+    if let Some(hooks) = config.hooks.as_ref() {
+        if let Err(e) = libcontainer::hooks::run_hooks(
+            hooks.poststart().as_ref(),
+            Some(&l.container.state),
+            Some(&dir),
+            None,
+            None,
+        ) {
+            // runc stops the container when a poststart hook fails.
+            let _ = l.container.kill(nix::sys::signal::Signal::SIGKILL, true);
+            bail!("poststart hook: {}", crate::container::root_cause(&e));
+        }
+    }
+    if let (Some(relay), Some(pid)) = (relay, l.container.pid()) {
+        relay.forward_until_ready(pid)?;
+    }
+    Ok(l)
+}

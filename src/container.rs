@@ -1,0 +1,450 @@
+//! runlet's container builders, on libcontainer's public process machinery.
+//!
+//! libcontainer's `InitContainerBuilder` and `TenantContainerBuilder` read
+//! config.json from the bundle themselves and derive the cgroup path from it
+//! (`:youki:<id>` when `cgroupsPath` is unset). runlet needs the spec it has
+//! already loaded and checked to reach the container unchanged by a second
+//! read: runc's default cgroup path, the sd_notify relay mount, socket
+//! activation env, and for exec the container's own cgroup and seccomp
+//! filter (libcontainer's tenant builder drops the filter). So these two
+//! functions do the builders' work with the same public pieces
+//! (`container_main_process`, `Container`, `YoukiConfig`, `NotifyListener`)
+//! and leave the namespace, mount, cgroup and process setup to libcontainer.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use libcgroups::common::{CgroupConfig, CgroupManager};
+use libcontainer::config::YoukiConfig;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::notify_socket::{NotifyListener, NotifySocket, NOTIFY_FILE};
+use libcontainer::oci_spec::runtime::{
+    LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Process, Spec,
+};
+use libcontainer::process::args::{ContainerArgs, ContainerType};
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::user_ns::UserNamespaceConfig;
+use libcontainer::workload::Executor;
+use nix::unistd::Pid;
+
+use crate::state::{self, RunletState};
+
+/// Everything `create` decides before libcontainer takes over.
+pub struct InitRequest {
+    pub id: String,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    pub spec: Spec,
+    pub systemd: bool,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub no_pivot: bool,
+    pub executor: Box<dyn Executor>,
+    pub handler: String,
+    pub notify_socket: Option<PathBuf>,
+}
+
+pub fn cgroup_config(path: PathBuf, systemd: bool, id: &str) -> CgroupConfig {
+    CgroupConfig {
+        cgroup_path: path,
+        systemd_cgroup: systemd,
+        container_name: id.to_string(),
+    }
+}
+
+/// Creates the container: state dir, cgroup, namespaces and an init process
+/// that waits for `start`. On any failure everything made so far is undone.
+pub fn create_init(mut req: InitRequest) -> Result<(Container, RunletState)> {
+    fs::create_dir_all(&req.root).map_err(|e| anyhow!("state root {}: {e}", req.root.display()))?;
+    let dir = state::container_dir(&req.root, &req.id);
+    match fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("container {} already exists", req.id)
+        }
+        Err(e) => bail!("state dir {}: {e}", dir.display()),
+    }
+
+    // runc's default when the spec has no cgroupsPath.
+    if let Some(linux) = req.spec.linux().as_ref() {
+        if linux.cgroups_path().is_none() {
+            let mut linux = linux.clone();
+            linux.set_cgroups_path(Some(crate::spec::default_cgroups_path(
+                &req.id,
+                req.systemd,
+            )));
+            req.spec.set_linux(Some(linux));
+        }
+    }
+    let cgroup_path = req
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().clone())
+        .unwrap_or_default();
+    let cgroups = cgroup_config(cgroup_path, req.systemd, &req.id);
+
+    let id = req.id.clone();
+    match build_init(req, &dir, cgroups.clone()) {
+        Ok(done) => Ok(done),
+        Err(err) => {
+            remove_everything(&dir, cgroups, &id);
+            Err(err)
+        }
+    }
+}
+
+fn build_init(
+    req: InitRequest,
+    dir: &Path,
+    cgroups: CgroupConfig,
+) -> Result<(Container, RunletState)> {
+    let spec = req.spec;
+    let rootfs = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .ok_or_else(|| anyhow!("root: missing"))?;
+
+    let mut container = Container::new(&req.id, ContainerStatus::Creating, None, &req.bundle, dir)
+        .map_err(|e| anyhow!("{e}"))?;
+    container
+        .set_systemd(req.systemd)
+        .set_annotations(spec.annotations().clone());
+    container.save().map_err(|e| anyhow!("saving state: {e}"))?;
+
+    state::write_atomic(&dir.join(state::SPEC_COPY), &serde_json::to_vec(&spec)?)?;
+    YoukiConfig::from_spec(&spec, &req.id)
+        .map_err(|e| anyhow!("{e}"))?
+        .save(dir)
+        .map_err(|e| anyhow!("{e}"))?;
+
+    let console_socket = match &req.console_socket {
+        Some(path) => Some(
+            libcontainer::tty::setup_console_socket(dir, path, "console-socket")
+                .map_err(|e| anyhow!("console socket {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let notify_listener =
+        NotifyListener::new(&dir.join(NOTIFY_FILE)).map_err(|e| anyhow!("notify socket: {e}"))?;
+    let user_ns_config = UserNamespaceConfig::new(&spec).map_err(|e| anyhow!("{e}"))?;
+
+    if req.notify_socket.is_some() {
+        crate::notify::make_dir(dir)?;
+    }
+    prepare_main_process(&spec)?;
+
+    let mut extra = RunletState {
+        rootfs: rootfs.clone(),
+        init_start_time: None,
+        handler: req.handler,
+        notify_socket: req.notify_socket,
+    };
+    extra.save(dir)?;
+
+    let args = ContainerArgs {
+        container_type: ContainerType::InitContainer,
+        syscall: SyscallType::default(),
+        spec: Rc::new(spec),
+        rootfs,
+        console_socket: console_socket.as_ref().map(|fd| fd.as_raw_fd()),
+        notify_listener,
+        preserve_fds: req.preserve_fds,
+        container: Some(container.clone()),
+        user_ns_config,
+        cgroup_config: cgroups,
+        detached: true,
+        executor: req.executor,
+        no_pivot: req.no_pivot,
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        as_sibling: false,
+        pid_file: None,
+    };
+    let pid = libcontainer::process::container_main_process::container_main_process(&args)
+        .map_err(|e| anyhow!("{}", root_cause(&e)))?;
+
+    extra.init_start_time = state::process_start_time(pid.as_raw());
+    extra.save(dir)?;
+    container
+        .set_status(ContainerStatus::Created)
+        .set_creator(nix::unistd::geteuid().as_raw())
+        .set_pid(pid.as_raw())
+        .save()
+        .map_err(|e| anyhow!("saving state: {e}"))?;
+    Ok((container, extra))
+}
+
+/// What libcontainer's builder does in the runtime process before cloning:
+/// the OOM score is inherited by the container, and the runtime becomes
+/// non-dumpable so that processes in the namespaces it joins cannot ptrace
+/// it or open its /proc entries.
+fn prepare_main_process(spec: &Spec) -> Result<()> {
+    if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/self/oom_score_adj")
+            .and_then(|mut f| f.write_all(adj.to_string().as_bytes()))
+            .map_err(|e| anyhow!("process.oomScoreAdj {adj}: {e}"))?;
+    }
+    if spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some()
+    {
+        // SAFETY: PR_SET_DUMPABLE takes an integer argument and touches no memory.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            bail!(
+                "prctl(PR_SET_DUMPABLE): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The innermost message of an error chain: libcontainer wraps the cause in
+/// several layers that all say "failed to ...".
+pub fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !s.is_empty() {
+            msg = s;
+        }
+        cur = e.source();
+    }
+    msg
+}
+
+/// Kills whatever runs in the container's cgroup, removes the cgroup and the
+/// state dir. Used when create fails and by delete.
+pub fn remove_everything(dir: &Path, cgroups: CgroupConfig, id: &str) {
+    if let Ok(manager) = libcgroups::common::create_cgroup_manager(cgroups) {
+        kill_cgroup(&manager, id);
+        if let Err(e) = manager.remove() {
+            tracing::warn!(%id, "removing cgroup: {e}");
+        }
+    }
+    if let Err(e) = fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(%id, "removing {}: {e}", dir.display());
+        }
+    }
+}
+
+/// SIGKILLs every process of a cgroup and waits (briefly) until it is empty,
+/// so that the cgroup can be removed.
+pub fn kill_cgroup<M: CgroupManager + ?Sized>(manager: &M, id: &str) {
+    for _ in 0..200 {
+        let pids = match manager.get_all_pids() {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        if pids.is_empty() {
+            return;
+        }
+        for pid in &pids {
+            let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
+            // Reap our own children (the init is cloned as our child).
+            let _ = nix::sys::wait::waitpid(*pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    tracing::warn!(%id, "processes of the container survived SIGKILL");
+}
+
+/// An `exec` request, already resolved into the process to run.
+pub struct TenantRequest {
+    pub id: String,
+    pub root: PathBuf,
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+    pub sub_cgroup: Option<String>,
+    pub executor: Box<dyn Executor>,
+}
+
+/// Starts a process inside the namespaces and cgroup of a running
+/// container; returns its pid once it has been handed to the executor.
+pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
+    let container = &loaded.container;
+    let dir = state::container_dir(&req.root, &req.id);
+    let init_spec = state::load_spec_copy(&req.root, &req.id)?;
+    let init_pid = container
+        .pid()
+        .ok_or_else(|| anyhow!("container {}: no init pid in state", req.id))?;
+    let config = container
+        .spec()
+        .map_err(|e| anyhow!("container {}: {e}", req.id))?;
+
+    let init_linux = init_spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| anyhow!("linux: missing"))?;
+    let mut namespaces = Vec::new();
+    for ns in init_linux.namespaces().as_deref().unwrap_or_default() {
+        let name = ns_proc_name(ns.typ());
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(ns.typ())
+                .path(PathBuf::from(format!("/proc/{init_pid}/ns/{name}")))
+                .build()?,
+        );
+    }
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(config.cgroup_path.clone());
+    if let Some(seccomp) = init_linux.seccomp() {
+        linux = linux.seccomp(seccomp.clone());
+    }
+    if let Some(p) = init_linux.personality() {
+        linux = linux.personality(p.clone());
+    }
+    if let Some(m) = init_linux.uid_mappings() {
+        linux = linux.uid_mappings(m.clone());
+    }
+    if let Some(m) = init_linux.gid_mappings() {
+        linux = linux.gid_mappings(m.clone());
+    }
+    let mut spec = init_spec.clone();
+    spec.set_linux(Some(linux.build()?))
+        .set_process(Some(req.process))
+        .set_hooks(None)
+        .set_mounts(None);
+
+    let mut final_cgroup = config.cgroup_path.clone();
+    if let Some(sub) = req.sub_cgroup.as_deref().filter(|s| *s != "/") {
+        let sub = sub.trim_start_matches('/');
+        if sub.split('/').any(|c| c == "..") {
+            bail!("--cgroup {sub:?}: not a sub-cgroup of the container");
+        }
+        final_cgroup = final_cgroup.join(sub);
+    }
+
+    let rand = nix::unistd::getpid().as_raw();
+    let notify_path = dir.join(format!("tenant-notify-{rand}.sock"));
+    let console_socket = match &req.console_socket {
+        Some(path) => Some(
+            libcontainer::tty::setup_console_socket(&dir, path, &format!("tenant-tty-{rand}"))
+                .map_err(|e| anyhow!("console socket {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let notify_listener =
+        NotifyListener::new(&notify_path).map_err(|e| anyhow!("notify socket: {e}"))?;
+    let user_ns_config = UserNamespaceConfig::new(&spec).map_err(|e| anyhow!("{e}"))?;
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+
+    prepare_main_process(&spec)?;
+    let rootfs = loaded.extra.rootfs.clone();
+    let args = ContainerArgs {
+        container_type: ContainerType::TenantContainer {
+            exec_notify_fd: write_end.as_raw_fd(),
+        },
+        syscall: SyscallType::default(),
+        spec: Rc::new(spec),
+        rootfs,
+        console_socket: console_socket.as_ref().map(|fd| fd.as_raw_fd()),
+        notify_listener,
+        preserve_fds: req.preserve_fds,
+        container: None,
+        user_ns_config,
+        cgroup_config: cgroup_config(final_cgroup, container.systemd(), &req.id),
+        detached: true,
+        executor: req.executor,
+        no_pivot: false,
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        as_sibling: false,
+        pid_file: None,
+    };
+    let result = libcontainer::process::container_main_process::container_main_process(&args)
+        .map_err(|e| anyhow!("{}", root_cause(&e)))
+        .and_then(|pid| {
+            NotifySocket::new(&notify_path)
+                .notify_container_start()
+                .map_err(|e| anyhow!("starting exec process: {e}"))?;
+            Ok(pid)
+        });
+    let _ = fs::remove_file(&notify_path);
+    let pid = result?;
+    drop(write_end);
+    let failure = read_all(read_end)?;
+    if !failure.is_empty() {
+        bail!("exec failed: {}", String::from_utf8_lossy(&failure).trim());
+    }
+    Ok(pid)
+}
+
+fn read_all(fd: OwnedFd) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = fs::File::from(fd);
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).context("reading exec status")?;
+    Ok(buf)
+}
+
+fn ns_proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Env entries as a map, later entries winning, for merging `exec -e`.
+pub fn merge_env(base: &[String], overrides: &[String]) -> Vec<String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut map: HashMap<String, String> = HashMap::new();
+    for kv in base.iter().chain(overrides) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        if !map.contains_key(k) {
+            order.push(k.to_string());
+        }
+        map.insert(k.to_string(), v.to_string());
+    }
+    order
+        .into_iter()
+        .map(|k| {
+            let v = map.get(&k).cloned().unwrap_or_default();
+            format!("{k}={v}")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_merge_overrides_in_place() {
+        let base = vec!["PATH=/bin".to_string(), "A=1".to_string()];
+        let out = merge_env(&base, &["A=2".to_string(), "B=3".to_string()]);
+        assert_eq!(out, vec!["PATH=/bin", "A=2", "B=3"]);
+    }
+
+    #[test]
+    fn root_cause_is_innermost() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("inner detail"));
+        assert_eq!(root_cause(&e), "inner detail");
+    }
+}

@@ -1,0 +1,89 @@
+//! runlet: a runc-compatible OCI runtime built on youki's libcontainer,
+//! with room for an embedded WebAssembly handler (see src/dispatch.rs).
+
+mod cli;
+mod commands;
+mod container;
+mod dispatch;
+mod foreground;
+mod logging;
+mod notify;
+mod protect;
+mod spec;
+mod state;
+
+use clap::{CommandFactory, Parser};
+
+use cli::{CgroupManagerKind, Cli, Command};
+
+/// What every command needs from the global options.
+pub struct Ctx {
+    pub root: std::path::PathBuf,
+    pub systemd: bool,
+    /// `--rootless` given as true (or bare).
+    pub rootless: bool,
+}
+
+impl Ctx {
+    fn from_global(g: &cli::GlobalOpts) -> anyhow::Result<Self> {
+        let systemd = match g.cgroup_manager {
+            Some(CgroupManagerKind::Systemd) => true,
+            Some(CgroupManagerKind::Cgroupfs) => false,
+            Some(CgroupManagerKind::Disabled) => anyhow::bail!(
+                "--cgroup-manager=disabled is not supported: libcontainer always places containers in a cgroup"
+            ),
+            None => g.systemd_cgroup,
+        };
+        let root = if g.root.is_absolute() {
+            g.root.clone()
+        } else {
+            std::env::current_dir()?.join(&g.root)
+        };
+        let rootless = g
+            .rootless
+            .as_deref()
+            .is_some_and(|v| v == "true" || v == "1");
+        Ok(Ctx {
+            root,
+            systemd,
+            rootless,
+        })
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if cli.global.version {
+        print!("{}", commands::features::version_text());
+        return;
+    }
+    let Some(command) = cli.command else {
+        let _ = Cli::command().print_help();
+        std::process::exit(1);
+    };
+    let code = match run(&cli.global, command) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line: the chain of contexts joined, innermost last.
+            let msg = format!("{err:#}").replace('\n', " ");
+            logging::log_final_error(&msg);
+            eprintln!("runlet: {msg}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
+    logging::init(global)?;
+    // Commands that start processes inside a container first make sure
+    // those processes cannot write to this binary (CVE-2019-5736).
+    if matches!(
+        command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        protect::ensure_protected_exe()?;
+    }
+    let ctx = Ctx::from_global(global)?;
+    commands::dispatch(&ctx, command)
+}

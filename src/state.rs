@@ -1,0 +1,202 @@
+//! Container state on disk and as printed by `state` and `list`.
+//!
+//! libcontainer keeps `state.json` (OCI state plus its own fields) and
+//! `youki_config.json` (hooks and cgroup path) in `<root>/<id>/`. runlet
+//! adds `runlet.json` with what it needs later: the rootfs for `state`, the
+//! init's start time (so a recycled pid is never taken for the container,
+//! as runc checks too), the handler that runs the workload, the sd_notify
+//! relay and the full spec used at create time for `exec`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+pub const RUNLET_STATE: &str = "runlet.json";
+pub const SPEC_COPY: &str = "config.json";
+
+/// runlet's own per-container record, next to libcontainer's state.json.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunletState {
+    pub rootfs: PathBuf,
+    /// Start time of the init process in clock ticks since boot
+    /// (field 22 of /proc/<pid>/stat).
+    pub init_start_time: Option<u64>,
+    /// "native", or the name of the Wasm handler.
+    pub handler: String,
+    /// The caller's NOTIFY_SOCKET, when sd_notify is relayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_socket: Option<PathBuf>,
+}
+
+impl RunletState {
+    pub fn load(dir: &Path) -> Option<Self> {
+        let data = std::fs::read(dir.join(RUNLET_STATE)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(RUNLET_STATE), &serde_json::to_vec(self)?)
+    }
+}
+
+/// Writes a file by renaming a fully written temporary file over it.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data).map_err(|e| anyhow::anyhow!("write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("write {}: {e}", path.display())
+    })
+}
+
+/// Rejects ids that could escape the state root or that runc rejects.
+pub fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        bail!("invalid container id: it is empty");
+    }
+    if id == "." || id == ".." {
+        bail!("invalid container id {id:?}: not a usable name");
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.')))
+    {
+        bail!("invalid container id {id:?}: character {c:?} is not allowed (use letters, digits, _ + - .)");
+    }
+    if id.len() > 1024 {
+        bail!("invalid container id: longer than 1024 characters");
+    }
+    Ok(())
+}
+
+pub fn container_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}
+
+/// Start time (ticks since boot) of a process, from /proc/<pid>/stat.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // rest starts at field 3 (state); starttime is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A container loaded from the state root, with its status made current.
+pub struct Loaded {
+    pub container: Container,
+    pub extra: RunletState,
+}
+
+/// Loads a container, failing with runc's wording when it is not there.
+pub fn load(root: &Path, id: &str) -> Result<Loaded> {
+    validate_id(id)?;
+    let dir = container_dir(root, id);
+    if !dir.join("state.json").exists() {
+        bail!("container {id} does not exist");
+    }
+    let mut container = Container::load(dir.clone())
+        .map_err(|e| anyhow::anyhow!("container {id}: reading state: {e}"))?;
+    let extra = RunletState::load(&dir).unwrap_or_default();
+    // A live pid whose start time differs belongs to another process now.
+    if container.status() != ContainerStatus::Stopped {
+        if let (Some(pid), Some(expected)) = (container.pid(), extra.init_start_time) {
+            if process_start_time(pid.as_raw()) != Some(expected) {
+                container.set_status(ContainerStatus::Stopped);
+            }
+        }
+    }
+    Ok(Loaded { container, extra })
+}
+
+pub fn status_name(status: ContainerStatus) -> &'static str {
+    match status {
+        ContainerStatus::Creating => "creating",
+        ContainerStatus::Created => "created",
+        ContainerStatus::Running => "running",
+        ContainerStatus::Stopped => "stopped",
+        ContainerStatus::Paused => "paused",
+    }
+}
+
+fn owner_name(uid: Option<u32>) -> String {
+    match uid {
+        Some(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| uid.to_string()),
+        None => String::new(),
+    }
+}
+
+/// The JSON printed by `state` and `list --format json`: the OCI state
+/// plus rootfs, created and owner, as runc prints them.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateOutput {
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    pub annotations: HashMap<String, String>,
+}
+
+impl StateOutput {
+    pub fn from_loaded(l: &Loaded) -> Self {
+        let c = &l.container;
+        let status = c.status();
+        let pid = match status {
+            ContainerStatus::Stopped => 0,
+            _ => c.pid().map(|p| p.as_raw()).unwrap_or(0),
+        };
+        StateOutput {
+            oci_version: c.state.oci_version.clone(),
+            id: c.id().to_string(),
+            pid,
+            status: status_name(status).to_string(),
+            bundle: c.bundle().clone(),
+            rootfs: l.extra.rootfs.clone(),
+            created: c
+                .created()
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+                .unwrap_or_default(),
+            owner: owner_name(c.state.creator),
+            annotations: c.state.annotations.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The spec saved at create time, for `exec`.
+pub fn load_spec_copy(root: &Path, id: &str) -> Result<Spec> {
+    crate::spec::read_spec_file(&container_dir(root, id).join(SPEC_COPY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("abc-1_2+3.x").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "x\n"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn start_time_of_self() {
+        let t = process_start_time(std::process::id() as i32);
+        assert!(t.is_some());
+        assert_eq!(t, process_start_time(std::process::id() as i32));
+    }
+}
