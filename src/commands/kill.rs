@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use libcontainer::container::ContainerStatus;
-use libcontainer::signal::Signal;
+use nix::sys::signal::Signal;
 
 use crate::cli::KillArgs;
 use crate::state;
@@ -10,10 +10,19 @@ use crate::Ctx;
 
 /// Parses TERM, SIGTERM, sigterm or 15.
 pub fn parse_signal(s: &str) -> Result<Signal> {
-    match Signal::try_from(s) {
-        Ok(sig) => Ok(sig),
-        Err(_) => bail!("invalid signal {s:?}"),
-    }
+    let parsed = match s.parse::<i32>() {
+        Ok(n) => Signal::try_from(n).ok(),
+        Err(_) => {
+            let upper = s.to_ascii_uppercase();
+            let name = if upper.starts_with("SIG") {
+                upper
+            } else {
+                format!("SIG{upper}")
+            };
+            name.parse::<Signal>().ok()
+        }
+    };
+    parsed.ok_or_else(|| anyhow::anyhow!("invalid signal {s:?}"))
 }
 
 pub fn run(ctx: &Ctx, args: &KillArgs) -> Result<i32> {
@@ -35,16 +44,9 @@ mod tests {
     #[test]
     fn signal_spellings() {
         for s in ["TERM", "SIGTERM", "sigterm", "15"] {
-            assert_eq!(
-                parse_signal(s).map(|s| s.into_raw() as i32).ok(),
-                Some(15),
-                "{s}"
-            );
+            assert_eq!(parse_signal(s).map(|s| s as i32).ok(), Some(15), "{s}");
         }
-        assert_eq!(
-            parse_signal("KILL").map(|s| s.into_raw() as i32).ok(),
-            Some(9)
-        );
+        assert_eq!(parse_signal("KILL").map(|s| s as i32).ok(), Some(9));
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("99").is_err());
     }

@@ -1,0 +1,261 @@
+//! Helpers for tests that drive the runlet binary the way callers do.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Why this machine cannot run container tests, if it cannot.
+pub fn skip_reason() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root (namespaces, cgroups, mounts); CI runs as root".into());
+    }
+    if !Path::new(BUSYBOX).exists() {
+        return Some(format!(
+            "{BUSYBOX} missing: run scripts/setup (package busybox-static)"
+        ));
+    }
+    None
+}
+
+/// Skips the calling test, saying why, when containers cannot run here.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if let Some(reason) = common::skip_reason() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+pub fn runlet_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_runlet"))
+}
+
+/// A scratch state root and bundle, removed (with any containers) on drop.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub bundle: PathBuf,
+    prefix: String,
+}
+
+impl Env {
+    pub fn new(name: &str) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("runlet-test-{name}-"))
+            .tempdir_in("/var/tmp")
+            .expect("tempdir");
+        let root = dir.path().join("state");
+        let bundle = dir.path().join("bundle");
+        make_busybox_bundle(&bundle);
+        Env {
+            root,
+            bundle,
+            prefix: format!("{name}-{}", std::process::id()),
+            dir,
+        }
+    }
+
+    /// A container id unique to this test process.
+    pub fn id(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", self.prefix)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(runlet_bin());
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    /// Runs runlet with stdout and stderr captured through files: a
+    /// detached container inherits them, so pipes would stay open (and
+    /// `output()` block) for as long as the container lives.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_bin(&runlet_bin(), args)
+    }
+
+    /// `run` with another runlet binary (a copy, in the security tests).
+    pub fn run_bin(&self, bin: &Path, args: &[&str]) -> Output {
+        let out = tempfile::tempfile().expect("stdout file");
+        let err = tempfile::tempfile().expect("stderr file");
+        let status = Command::new(bin)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(err.try_clone().expect("dup"))
+            .status()
+            .expect("spawn runlet");
+        Output {
+            status,
+            stdout: read_back(out),
+            stderr: read_back(err),
+        }
+    }
+
+    /// Runs and asserts success, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "runlet {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs and asserts failure with exit status 1 and a single-line error
+    /// containing `needle`; returns stderr.
+    pub fn fails(&self, args: &[&str], needle: &str) -> String {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "runlet {args:?}: want exit 1, stderr: {err}"
+        );
+        assert!(
+            err.contains(needle),
+            "runlet {args:?}: stderr {err:?} lacks {needle:?}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "error is not one line: {err:?}"
+        );
+        assert!(!err.contains("panicked"), "panic: {err}");
+        err
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state JSON")
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.state(id)["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn pid(&self, id: &str) -> i32 {
+        self.state(id)["pid"].as_i64().unwrap_or(0) as i32
+    }
+
+    /// Rewrites the bundle's config.json through `f`.
+    pub fn config(&self, f: impl FnOnce(&mut Value)) {
+        let path = self.bundle.join("config.json");
+        let mut v: Value = serde_json::from_slice(&std::fs::read(&path).expect("read config"))
+            .expect("parse config");
+        f(&mut v);
+        std::fs::write(&path, serde_json::to_vec_pretty(&v).expect("json")).expect("write config");
+    }
+
+    pub fn set_args(&self, args: &[&str]) {
+        let args: Vec<Value> = args.iter().map(|a| Value::from(*a)).collect();
+        self.config(|c| c["process"]["args"] = Value::from(args));
+    }
+
+    pub fn bundle_str(&self) -> &str {
+        self.bundle.to_str().expect("utf-8 path")
+    }
+
+    /// Asserts that nothing of container `id` is left on the host.
+    pub fn assert_gone(&self, id: &str) {
+        assert!(
+            !self.root.join(id).exists(),
+            "state dir of {id} left behind"
+        );
+        for ctl in ["memory", "pids", "cpu", "freezer", "devices"] {
+            let p = Path::new("/sys/fs/cgroup").join(ctl).join(id);
+            assert!(!p.exists(), "cgroup {} left behind", p.display());
+        }
+    }
+
+    pub fn wait_status(&self, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let out = self.run(&["state", id]);
+            let status = serde_json::from_slice::<Value>(&out.stdout)
+                .ok()
+                .and_then(|v| v["status"].as_str().map(String::from));
+            if out.status.success() && status.as_deref() == Some(want) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("container {id} never reached {want}: {}", self.status(id));
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                if let Some(id) = e.file_name().to_str() {
+                    let _ = self.run(&["delete", "--force", id]);
+                }
+            }
+        }
+    }
+}
+
+/// A bundle whose rootfs is busybox-static, with config.json from
+/// `runlet spec` adjusted for non-interactive use.
+pub fn make_busybox_bundle(bundle: &Path) {
+    let rootfs = bundle.join("rootfs");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("mkdir rootfs");
+    }
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).expect("copy busybox");
+    for applet in [
+        "sh", "sleep", "echo", "cat", "ls", "id", "true", "false", "ps", "hostname", "env", "pwd",
+        "stat", "test", "tty", "readlink",
+    ] {
+        let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+    }
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+    let out = Command::new(runlet_bin())
+        .arg("spec")
+        .arg("--bundle")
+        .arg(bundle)
+        .output()
+        .expect("runlet spec");
+    assert!(
+        out.status.success(),
+        "runlet spec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = bundle.join("config.json");
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("parse");
+    v["process"]["terminal"] = Value::from(false);
+    v["process"]["args"] = serde_json::json!(["sleep", "30"]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).expect("json")).expect("write");
+}
+
+fn read_back(mut f: std::fs::File) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let mut buf = Vec::new();
+    f.rewind().expect("rewind");
+    f.read_to_end(&mut buf).expect("read back");
+    buf
+}
+
+/// Whether a pid is alive (and not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}

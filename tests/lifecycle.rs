@@ -1,0 +1,529 @@
+//! The container lifecycle as callers drive it: create/start/state/kill/
+//! delete, run, exec, pause/resume, pid files, fd passing, logging.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{alive, Env};
+
+#[test]
+fn create_start_kill_delete() {
+    require_root!();
+    let env = Env::new("life");
+    let id = env.id("c");
+    // Options after the container ID are accepted, as runc's tests pass them.
+    env.ok(&["create", &id, "--bundle", env.bundle_str()]);
+    let st = env.state(&id);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], id.as_str());
+    assert_eq!(
+        st["bundle"],
+        env.bundle
+            .canonicalize()
+            .expect("bundle")
+            .to_str()
+            .expect("utf8")
+    );
+    assert_eq!(
+        st["rootfs"],
+        env.bundle
+            .join("rootfs")
+            .canonicalize()
+            .expect("rootfs")
+            .to_str()
+            .expect("utf8")
+    );
+    for key in ["ociVersion", "created", "owner", "annotations"] {
+        assert!(st.get(key).is_some(), "state lacks {key}: {st}");
+    }
+    let pid = st["pid"].as_i64().expect("pid") as i32;
+    assert!(pid > 0 && alive(pid));
+    // runc's default cgroup path when cgroupsPath is unset: /<id>.
+    assert!(
+        std::path::Path::new("/sys/fs/cgroup/pids")
+            .join(&id)
+            .exists(),
+        "cgroup /{id} not created"
+    );
+    let procs =
+        std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{id}/cgroup.procs")).expect("procs");
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "init {pid} not in its cgroup: {procs}"
+    );
+
+    env.ok(&["start", &id]);
+    assert_eq!(env.status(&id), "running");
+    assert_eq!(env.pid(&id), pid);
+
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    assert_eq!(env.pid(&id), 0, "a stopped container reports pid 0");
+    env.ok(&["delete", &id]);
+    env.fails(&["state", &id], &format!("container {id} does not exist"));
+    env.assert_gone(&id);
+    assert!(!alive(pid));
+}
+
+#[test]
+fn kill_signal_spellings_and_stopped() {
+    require_root!();
+    let env = Env::new("kill");
+    env.set_args(&[
+        "sh",
+        "-c",
+        "trap 'exit 3' USR1; while true; do sleep 0.05; done",
+    ]);
+    let id = env.id("k");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    for sig in ["SIGCONT", "CONT", "18", "cont"] {
+        env.ok(&["kill", &id, sig]);
+    }
+    env.fails(&["kill", &id, "NOSUCHSIG"], "invalid signal");
+    env.ok(&["kill", &id, "USR1"]);
+    env.wait_status(&id, "stopped");
+    env.fails(&["kill", &id, "TERM"], "container not running");
+    env.ok(&["delete", &id]);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn kill_all_reaches_every_process() {
+    require_root!();
+    let env = Env::new("killall");
+    env.set_args(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
+    let id = env.id("a");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    let pids: Vec<i32> =
+        serde_json::from_str(&env.ok(&["ps", "--format", "json", &id])).expect("ps json");
+    assert!(pids.len() >= 3, "expected shell and two sleeps: {pids:?}");
+    env.ok(&["kill", "--all", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.ok(&["delete", &id]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for p in pids {
+        assert!(!alive(p), "pid {p} survived kill --all");
+    }
+}
+
+#[test]
+fn delete_semantics() {
+    require_root!();
+    let env = Env::new("delete");
+    // A created container is deleted without --force, its init killed.
+    let created = env.id("created");
+    env.ok(&["create", "--bundle", env.bundle_str(), &created]);
+    let pid = env.pid(&created);
+    env.ok(&["delete", &created]);
+    env.assert_gone(&created);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!alive(pid), "init of a deleted created container survived");
+
+    // A running one needs --force.
+    let running = env.id("running");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &running]);
+    env.fails(&["delete", &running], "that is not stopped: running");
+    assert_eq!(env.status(&running), "running");
+    let pid = env.pid(&running);
+    env.ok(&["delete", "-f", &running]);
+    env.assert_gone(&running);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!alive(pid));
+
+    // --force on a container that does not exist succeeds, as with runc.
+    env.ok(&["delete", "--force", "never-existed"]);
+    env.fails(
+        &["delete", "never-existed"],
+        "container never-existed does not exist",
+    );
+}
+
+#[test]
+fn run_foreground_returns_exit_code_and_cleans_up() {
+    require_root!();
+    let env = Env::new("run");
+    env.set_args(&["sh", "-c", "echo out-line; echo err-line >&2; exit 7"]);
+    let id = env.id("r");
+    let out = env.run(&["run", "--bundle", env.bundle_str(), &id]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out-line\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err-line\n");
+    env.assert_gone(&id);
+
+    // Killed by a signal (from outside: a pid namespace's init ignores
+    // SIGKILL sent from inside): 128 + N.
+    env.set_args(&["sleep", "30"]);
+    let sig = env.id("sig");
+    let mut child = env
+        .cmd()
+        .args(["run", "--bundle", env.bundle_str(), &sig])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn run");
+    env.wait_status(&sig, "running");
+    env.ok(&["kill", &sig, "KILL"]);
+    assert_eq!(child.wait().expect("wait").code(), Some(137));
+    env.assert_gone(&sig);
+
+    // --keep leaves the stopped container for inspection.
+    env.set_args(&["true"]);
+    let kept = env.id("kept");
+    let out = env.run(&["run", "--keep", "--bundle", env.bundle_str(), &kept]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(env.status(&kept), "stopped");
+    env.ok(&["delete", &kept]);
+    env.assert_gone(&kept);
+}
+
+#[test]
+fn run_forwards_signals() {
+    require_root!();
+    let env = Env::new("fwd");
+    env.set_args(&[
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done",
+    ]);
+    let id = env.id("f");
+    let mut child = env
+        .cmd()
+        .args(["run", "--bundle", env.bundle_str(), &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut first).expect("ready line");
+    assert_eq!(&first, b"ready\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal runlet");
+    let status = child.wait().expect("wait");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    assert_eq!(status.code(), Some(42), "output: {rest}");
+    assert!(rest.contains("got-term"));
+    env.assert_gone(&id);
+}
+
+#[test]
+fn pid_file_holds_init_pid() {
+    require_root!();
+    let env = Env::new("pidfile");
+    let id = env.id("p");
+    let pid_file = env.dir.path().join("sub-pid");
+    env.ok(&[
+        "create",
+        "--bundle",
+        env.bundle_str(),
+        "--pid-file",
+        pid_file.to_str().expect("utf8"),
+        &id,
+    ]);
+    let written: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("number");
+    assert_eq!(written, env.pid(&id));
+    env.ok(&["delete", &id]);
+}
+
+#[test]
+fn exec_into_running_container() {
+    require_root!();
+    let env = Env::new("exec");
+    env.config(|c| c["process"]["env"] = serde_json::json!(["PATH=/bin", "FROM_SPEC=spec"]));
+    let id = env.id("e");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    let init = env.pid(&id);
+
+    // Output, exit code, env merge, cwd; options between ID and command.
+    let out = env.run(&[
+        "exec",
+        &id,
+        "--env",
+        "EXTRA=1",
+        "--cwd",
+        "/tmp",
+        "sh",
+        "-c",
+        "echo $FROM_SPEC $EXTRA $(pwd); exit 5",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "spec 1 /tmp\n");
+
+    // The process joins the container's namespaces and cgroup.
+    let out = env.ok(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/pid; cat /proc/self/cgroup",
+    ]);
+    let init_ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).expect("ns");
+    assert!(
+        out.starts_with(init_ns.to_str().expect("utf8")),
+        "{out} vs {init_ns:?}"
+    );
+
+    // From the host, the exec'd process is in the container's cgroup.
+    let pid_file = env.dir.path().join("exec.pid");
+    env.ok(&[
+        "exec",
+        "-d",
+        "--pid-file",
+        pid_file.to_str().expect("utf8"),
+        &id,
+        "sleep",
+        "5",
+    ]);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("num");
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    assert!(
+        cg.lines()
+            .any(|l| l.contains("pids:") && l.ends_with(&format!("/{id}"))),
+        "{cg}"
+    );
+
+    // --process with a process.json, as CRI-O and conmon exec.
+    let pj = env.dir.path().join("process.json");
+    std::fs::write(
+        &pj,
+        serde_json::to_vec(&serde_json::json!({
+            "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+            "args": ["sh", "-c", "echo via-process-json $ONLY"], "env": ["PATH=/bin", "ONLY=here"]
+        }))
+        .expect("json"),
+    )
+    .expect("write");
+    let out = env.ok(&["exec", "--process", pj.to_str().expect("utf8"), &id]);
+    assert_eq!(out, "via-process-json here\n");
+
+    env.fails(&["exec", &id, "/does/not/exist"], "not found");
+    env.ok(&["delete", "-f", &id]);
+    env.fails(&["exec", &id, "true"], "does not exist");
+}
+
+#[test]
+fn exec_into_stopped_container_fails() {
+    require_root!();
+    let env = Env::new("execstop");
+    env.set_args(&["true"]);
+    let id = env.id("s");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    env.wait_status(&id, "stopped");
+    env.fails(&["exec", &id, "true"], "cannot exec in a stopped container");
+    env.ok(&["delete", &id]);
+}
+
+#[test]
+fn pause_and_resume() {
+    require_root!();
+    let env = Env::new("pause");
+    env.set_args(&["sh", "-c", "while true; do sleep 0.05; done"]);
+    let id = env.id("p");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    env.ok(&["pause", &id]);
+    assert_eq!(env.status(&id), "paused");
+    let freezer = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{id}/freezer.state"))
+        .expect("freezer");
+    assert_eq!(freezer.trim(), "FROZEN");
+    env.fails(&["resume", &env.id("nope")], "does not exist");
+    env.ok(&["resume", &id]);
+    assert_eq!(env.status(&id), "running");
+    env.fails(&["resume", &id], "container not paused");
+    // A paused container can be force-deleted.
+    env.ok(&["pause", &id]);
+    env.ok(&["delete", "--force", &id]);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn two_containers_at_once() {
+    require_root!();
+    let env = Env::new("two");
+    let a = env.id("a");
+    let b = env.id("b");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &a]);
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &b]);
+    assert_ne!(env.pid(&a), env.pid(&b));
+    let list: serde_json::Value =
+        serde_json::from_str(&env.ok(&["list", "--format", "json"])).expect("json");
+    let ids: Vec<&str> = list
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&a.as_str()) && ids.contains(&b.as_str()),
+        "{ids:?}"
+    );
+    let quiet = env.ok(&["list", "-q"]);
+    assert_eq!(quiet.lines().count(), 2);
+    let table = env.ok(&["list"]);
+    assert!(table.starts_with("ID"), "{table}");
+    env.ok(&["kill", &a, "KILL"]);
+    env.wait_status(&a, "stopped");
+    assert_eq!(
+        env.status(&b),
+        "running",
+        "killing one container touched the other"
+    );
+    env.ok(&["delete", &a]);
+    env.ok(&["delete", "-f", &b]);
+    env.assert_gone(&a);
+    env.assert_gone(&b);
+}
+
+#[test]
+fn preserve_fds_and_socket_activation() {
+    require_root!();
+    let env = Env::new("fds");
+    let data = env.dir.path().join("data");
+    std::fs::write(&data, "passed-through\n").expect("write");
+    env.set_args(&[
+        "sh",
+        "-c",
+        "cat /proc/self/fd/3; echo LISTEN_FDS=$LISTEN_FDS LISTEN_PID=$LISTEN_PID",
+    ]);
+    let bin = common::runlet_bin();
+    let root = env.root.to_str().expect("utf8").to_string();
+
+    // --preserve-fds 1 passes fd 3.
+    let script = format!(
+        "exec {} --root {root} run --preserve-fds 1 --bundle {} {} 3<{}",
+        bin.display(),
+        env.bundle_str(),
+        env.id("p"),
+        data.display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "passed-through\nLISTEN_FDS= LISTEN_PID=\n"
+    );
+
+    // LISTEN_FDS for our pid passes fds and tells the container, as runc does.
+    let script = format!(
+        "export LISTEN_PID=$$ LISTEN_FDS=1; exec {} --root {root} run --bundle {} {} 3<{}",
+        bin.display(),
+        env.bundle_str(),
+        env.id("l"),
+        data.display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "passed-through\nLISTEN_FDS=1 LISTEN_PID=1\n"
+    );
+
+    // Without either, fd 3 is not leaked into the container.
+    let script = format!(
+        "exec {} --root {root} run --bundle {} {} 3<{}",
+        bin.display(),
+        env.bundle_str(),
+        env.id("n"),
+        data.display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("sh");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("passed-through"));
+}
+
+#[test]
+fn json_log_lines() {
+    require_root!();
+    let env = Env::new("log");
+    let log = env.dir.path().join("runtime.log");
+    let log_s = log.to_str().expect("utf8");
+    let out = env.run(&["--log", log_s, "--log-format=json", "state", "missing-one"]);
+    assert_eq!(out.status.code(), Some(1));
+    let id = env.id("dbg");
+    env.ok(&[
+        "--debug",
+        "--log",
+        log_s,
+        "--log-format",
+        "json",
+        "run",
+        "-d",
+        "--bundle",
+        env.bundle_str(),
+        &id,
+    ]);
+    env.ok(&["delete", "-f", &id]);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.lines().count() > 2, "{text}");
+    for line in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        let obj = v.as_object().expect("object");
+        assert!(
+            obj.contains_key("level") && obj.contains_key("msg") && obj.contains_key("time"),
+            "{line}"
+        );
+    }
+    assert!(
+        text.contains(r#""msg":"container missing-one does not exist""#),
+        "{text}"
+    );
+}
+
+#[test]
+fn version_and_features() {
+    let out = std::process::Command::new(common::runlet_bin())
+        .arg("--version")
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("runlet version "), "{text}");
+    assert!(text.contains("spec: 1."), "{text}");
+    let out = std::process::Command::new(common::runlet_bin())
+        .arg("features")
+        .output()
+        .expect("run");
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).expect("features JSON");
+    assert_eq!(f["ociVersionMin"], "1.0.0");
+    assert!(f["ociVersionMax"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("1.")));
+    assert!(f["hooks"].as_array().is_some_and(|h| h.len() == 6));
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|n| n.len() == 8));
+}
