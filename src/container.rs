@@ -357,7 +357,9 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
         console_socket: console_socket.as_ref().map(|fd| fd.as_raw_fd()),
         notify_listener,
         preserve_fds: req.preserve_fds,
-        container: None,
+        // libcontainer needs the state to hand a seccomp listener its
+        // metadata; the tenant spec has no hooks, so nothing else uses it.
+        container: Some(container.clone()),
         user_ns_config,
         cgroup_config: cgroup_config(final_cgroup, container.systemd(), &req.id),
         detached: true,

@@ -122,3 +122,30 @@ fn exec_with_console_socket() {
     );
     env.ok(&["delete", "-f", &id]);
 }
+
+#[test]
+fn foreground_run_relays_a_terminal() {
+    require_root!();
+    let env = Env::new("console-run");
+    env.config(|c| c["process"]["terminal"] = true.into());
+    env.set_args(&["sh", "-c", "tty; read line; echo typed:$line; exit 3"]);
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = env
+        .cmd()
+        .args(["run", "--bundle", env.bundle_str(), &env.id("t")])
+        .stdin(slave.try_clone().expect("dup"))
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave)
+        .spawn()
+        .expect("spawn run");
+    let master = pty.master;
+    let seen = read_until(&master, "/dev/pts/");
+    assert!(seen.contains("/dev/pts/"), "{seen:?}");
+    std::fs::File::from(master.try_clone().expect("dup"))
+        .write_all(b"abc\r")
+        .expect("type");
+    let seen = read_until(&master, "typed:abc");
+    assert!(seen.contains("typed:abc"), "{seen:?}");
+    assert_eq!(child.wait().expect("wait").code(), Some(3));
+}

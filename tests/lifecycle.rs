@@ -527,3 +527,96 @@ fn version_and_features() {
         .as_array()
         .is_some_and(|n| n.len() == 8));
 }
+
+#[test]
+fn notify_socket_is_relayed() {
+    require_root!();
+    let env = Env::new("notify");
+    let helper = env.bundle.join("rootfs/bin/sd-notify");
+    let cc = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&helper)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sd-notify.c"
+        ))
+        .output();
+    match cc {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "building the sd-notify helper: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            eprintln!("SKIPPED: no C compiler to build the sd-notify helper ({e}); scripts/setup installs build-essential");
+            return;
+        }
+    }
+    env.set_args(&[
+        "sh",
+        "-c",
+        "sd-notify STATUS=warming; sleep 0.2; sd-notify READY=1; sleep 30",
+    ]);
+    let host_sock = env.dir.path().join("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&host_sock).expect("bind");
+    listener
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let id = env.id("n");
+    let with_notify = |args: &[&str]| {
+        let mut cmd = env.cmd();
+        cmd.env("NOTIFY_SOCKET", &host_sock).args(args);
+        let out = common::output_of(&mut cmd);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    with_notify(&["create", "--bundle", env.bundle_str(), &id]);
+    // start returns only once the container said READY=1.
+    with_notify(&["start", &id]);
+    let pid = env.pid(&id);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = listener.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        if got.last().is_some_and(|m| m.contains("READY=1")) {
+            break;
+        }
+    }
+    assert_eq!(
+        got,
+        vec![
+            "STATUS=warming".to_string(),
+            format!("MAINPID={pid}\n"),
+            "READY=1".to_string()
+        ]
+    );
+    env.ok(&["delete", "-f", &id]);
+    env.assert_gone(&id);
+}
+
+#[test]
+fn exec_keeps_the_seccomp_filter() {
+    require_root!();
+    let env = Env::new("seccomp");
+    env.config(|c| {
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+        c["root"]["readonly"] = false.into();
+    });
+    let id = env.id("s");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    let out = env.run(&["exec", &id, "sh", "-c", "mkdir /tmp/blocked && echo made"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "mkdir succeeded despite the container's filter"
+    );
+    assert!(err.contains("Operation not permitted"), "{err}");
+    env.ok(&["delete", "-f", &id]);
+}

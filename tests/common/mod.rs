@@ -82,22 +82,9 @@ impl Env {
 
     /// `run` with another runlet binary (a copy, in the security tests).
     pub fn run_bin(&self, bin: &Path, args: &[&str]) -> Output {
-        let out = tempfile::tempfile().expect("stdout file");
-        let err = tempfile::tempfile().expect("stderr file");
-        let status = Command::new(bin)
-            .arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(err.try_clone().expect("dup"))
-            .status()
-            .expect("spawn runlet");
-        Output {
-            status,
-            stdout: read_back(out),
-            stderr: read_back(err),
-        }
+        let mut cmd = Command::new(bin);
+        cmd.arg("--root").arg(&self.root).args(args);
+        output_of(&mut cmd)
     }
 
     /// Runs and asserts success, returning stdout.
@@ -239,6 +226,24 @@ pub fn make_busybox_bundle(bundle: &Path) {
     v["process"]["terminal"] = Value::from(false);
     v["process"]["args"] = serde_json::json!(["sleep", "30"]);
     std::fs::write(&path, serde_json::to_vec_pretty(&v).expect("json")).expect("write");
+}
+
+/// Runs a command to completion with stdout and stderr captured through
+/// files (see `Env::run`).
+pub fn output_of(cmd: &mut Command) -> Output {
+    let out = tempfile::tempfile().expect("stdout file");
+    let err = tempfile::tempfile().expect("stderr file");
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(err.try_clone().expect("dup"))
+        .status()
+        .expect("spawn");
+    Output {
+        status,
+        stdout: read_back(out),
+        stderr: read_back(err),
+    }
 }
 
 fn read_back(mut f: std::fs::File) -> Vec<u8> {
