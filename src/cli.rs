@@ -62,6 +62,10 @@ pub struct GlobalOpts {
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rootless: Option<String>,
 
+    /// Directory of the compiled Wasm code cache (root-owned, 0700)
+    #[arg(long = "wasm-cache", global = true, env = "RUNLET_WASM_CACHE", default_value = runlet_handler::cache::DEFAULT_DIR)]
+    pub wasm_cache: PathBuf,
+
     /// Print version information
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -115,6 +119,23 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the features this runtime supports, as OCI features JSON
     Features,
+    /// Show or clear the compiled Wasm code cache
+    #[command(name = "wasm-cache")]
+    WasmCache(WasmCacheArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WasmCacheArgs {
+    #[arg(value_enum, default_value_t = CacheAction::List)]
+    pub action: CacheAction,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheAction {
+    /// One line per entry: engine and settings, module SHA-256, size
+    List,
+    /// Remove every entry
+    Clear,
 }
 
 #[derive(Args, Debug)]

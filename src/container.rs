@@ -272,6 +272,9 @@ pub struct TenantRequest {
     pub preserve_fds: i32,
     pub sub_cgroup: Option<String>,
     pub executor: Box<dyn Executor>,
+    /// The pipe (read, write) whose write end closes when the process has
+    /// started; created by the caller so a Wasm executor can close it.
+    pub exec_notify: (OwnedFd, OwnedFd),
 }
 
 /// Starts a process inside the namespaces and cgroup of a running
@@ -343,7 +346,7 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
     let notify_listener =
         NotifyListener::new(&notify_path).map_err(|e| anyhow!("notify socket: {e}"))?;
     let user_ns_config = UserNamespaceConfig::new(&spec).map_err(|e| anyhow!("{e}"))?;
-    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (read_end, write_end) = req.exec_notify;
 
     prepare_main_process(&spec)?;
     let rootfs = loaded.extra.rootfs.clone();

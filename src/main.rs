@@ -6,11 +6,14 @@ mod commands;
 mod container;
 mod dispatch;
 mod foreground;
+mod handlers;
 mod logging;
 mod notify;
 mod protect;
+mod rootfs;
 mod spec;
 mod state;
+mod wasm;
 
 use clap::{CommandFactory, Parser};
 
@@ -22,6 +25,8 @@ pub struct Ctx {
     pub systemd: bool,
     /// `--rootless` given as true (or bare).
     pub rootless: bool,
+    /// The compiled Wasm code cache.
+    pub wasm_cache: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -47,6 +52,7 @@ impl Ctx {
             root,
             systemd,
             rootless,
+            wasm_cache: g.wasm_cache.clone(),
         })
     }
 }

@@ -36,7 +36,18 @@ pub fn create(
         .unwrap_or(false);
     check_terminal(terminal, console_socket.is_some(), detached)?;
 
-    let workload = dispatch::decide(&spec)?;
+    let rootfs = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_default();
+    let workload = dispatch::decide(&spec, &rootfs)?;
+    let executor = match spec.process() {
+        Some(process) => {
+            crate::wasm::executor_for(&workload, process, &rootfs, &ctx.wasm_cache, None)?
+        }
+        None => bail!("process: missing"),
+    };
     let dir = state::container_dir(&ctx.root, id);
 
     // Socket activation: fds 3.. from systemd pass through, as runc does.
@@ -66,7 +77,7 @@ pub fn create(
         console_socket,
         preserve_fds: args.preserve_fds + listen_fds,
         no_pivot: args.no_pivot,
-        executor: dispatch::executor(&workload),
+        executor,
         handler: workload.name().to_string(),
         notify_socket,
     })?;

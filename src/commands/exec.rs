@@ -45,7 +45,26 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
         .as_deref()
         .map(super::create::absolute)
         .transpose()?;
-    let workload = dispatch::Workload::Native;
+    let init_pid = loaded
+        .container
+        .pid()
+        .ok_or_else(|| anyhow!("container {id}: no init pid"))?;
+    // The container's own view of its filesystem, mounts included.
+    let root = std::path::PathBuf::from(format!("/proc/{init_pid}/root"));
+    let workload = dispatch::decide_exec(
+        &root,
+        process.args().as_deref().unwrap_or_default(),
+        process.env().as_deref().unwrap_or_default(),
+        process.cwd(),
+    );
+    let (notify_read, notify_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let executor = crate::wasm::executor_for(
+        &workload,
+        &process,
+        &root,
+        &ctx.wasm_cache,
+        Some(std::os::fd::AsRawFd::as_raw_fd(&notify_write)),
+    )?;
     let pid = container::exec_tenant(
         TenantRequest {
             id: id.clone(),
@@ -54,7 +73,8 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
             console_socket,
             preserve_fds: args.preserve_fds,
             sub_cgroup: args.cgroup.clone(),
-            executor: dispatch::executor(&workload),
+            executor,
+            exec_notify: (notify_read, notify_write),
         },
         &loaded,
     )?;

@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::dispatch;
+use crate::{dispatch, handlers};
 
 pub const LIBCONTAINER_VERSION: &str = "0.7.0";
 
@@ -128,15 +128,26 @@ fn libseccomp_version() -> String {
     }
 }
 
+/// Handlers compiled into this build: native plus every Wasm engine.
+pub fn compiled_handlers() -> Vec<&'static str> {
+    let mut v = vec!["native"];
+    v.extend_from_slice(handlers::KNOWN);
+    v
+}
+
 pub fn version_text() -> String {
-    format!(
+    let mut text = format!(
         "runlet version {}\nspec: {}\nlibcontainer: {}\nlibseccomp: {}\nhandlers: {}\n",
         env!("CARGO_PKG_VERSION"),
         oci_version(),
         LIBCONTAINER_VERSION,
         libseccomp_version(),
-        dispatch::compiled_handlers().join(","),
-    )
+        compiled_handlers().join(","),
+    );
+    for line in handlers::describe() {
+        text.push_str(&format!("  {line}\n"));
+    }
+    text
 }
 
 pub fn features() -> serde_json::Value {
@@ -171,9 +182,12 @@ pub fn features() -> serde_json::Value {
             "io.github.seccomp.libseccomp.version": libseccomp_version(),
             "org.runlet.version": env!("CARGO_PKG_VERSION"),
             "org.runlet.libcontainer.version": LIBCONTAINER_VERSION,
-            "org.runlet.handlers": dispatch::compiled_handlers().join(","),
+            "org.runlet.handlers": compiled_handlers().join(","),
+            "org.runlet.wasm.default-handler": handlers::DEFAULT_ENGINE,
         },
-        "potentiallyUnsafeConfigAnnotations": [],
+        // Annotations that change how a container runs (the Wasm handler):
+        // CRI-O passes them only when a runtime handler allows them.
+        "potentiallyUnsafeConfigAnnotations": [dispatch::HANDLER_ANNOTATION, dispatch::VARIANT_ANNOTATION],
     })
 }
 
@@ -201,6 +215,7 @@ mod tests {
         let v = version_text();
         assert!(v.starts_with("runlet version "));
         assert!(v.contains("\nspec: 1."));
-        assert!(v.contains("handlers: native"));
+        assert!(v.contains("handlers: native,wasmtime,wasmedge"));
+        assert!(v.contains("wasmtime: wasmtime 48."));
     }
 }

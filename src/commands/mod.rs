@@ -13,6 +13,7 @@ pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
+pub mod wasm_cache;
 
 use crate::cli::Command;
 use crate::Ctx;
@@ -32,5 +33,6 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Resume(a) => pause::resume(ctx, &a.container_id),
         Command::Spec(a) => spec::run(&a, ctx.rootless),
         Command::Features => features::run(),
+        Command::WasmCache(a) => wasm_cache::run(ctx, &a),
     }
 }

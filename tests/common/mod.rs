@@ -69,8 +69,15 @@ impl Env {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(runlet_bin());
-        c.arg("--root").arg(&self.root);
+        c.arg("--root")
+            .arg(&self.root)
+            .env("RUNLET_WASM_CACHE", self.wasm_cache());
         c
+    }
+
+    /// This test's compiled Wasm code cache.
+    pub fn wasm_cache(&self) -> PathBuf {
+        self.dir.path().join("wasm-cache")
     }
 
     /// Runs runlet with stdout and stderr captured through files: a
@@ -83,7 +90,10 @@ impl Env {
     /// `run` with another runlet binary (a copy, in the security tests).
     pub fn run_bin(&self, bin: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new(bin);
-        cmd.arg("--root").arg(&self.root).args(args);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .env("RUNLET_WASM_CACHE", self.wasm_cache())
+            .args(args);
         output_of(&mut cmd)
     }
 
@@ -252,6 +262,27 @@ fn read_back(mut f: std::fs::File) -> Vec<u8> {
     f.rewind().expect("rewind");
     f.read_to_end(&mut buf).expect("read back");
     buf
+}
+
+/// The committed Wasm test guests (see scripts/build-fixtures).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/wasm")
+        .join(name)
+}
+
+impl Env {
+    /// A bundle with busybox and the Wasm fixtures under /app, running `args`.
+    pub fn new_wasm(name: &str, args: &[&str]) -> Env {
+        let env = Env::new(name);
+        let app = env.bundle.join("rootfs/app");
+        std::fs::create_dir_all(&app).expect("mkdir app");
+        for f in std::fs::read_dir(fixture("")).expect("fixtures").flatten() {
+            std::fs::copy(f.path(), app.join(f.file_name())).expect("copy fixture");
+        }
+        env.set_args(args);
+        env
+    }
 }
 
 /// Whether a pid is alive (and not a zombie).

@@ -59,6 +59,8 @@ pub enum Source {
 pub struct Invocation {
     /// process.args; args[0] names the module as the guest sees it.
     pub args: Vec<String>,
+    /// The module file, as a path inside the container.
+    pub module_path: PathBuf,
     /// process.env, as KEY=VALUE.
     pub env: Vec<String>,
     /// process.cwd (inside the container).

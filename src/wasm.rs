@@ -1,0 +1,184 @@
+//! Running a Wasm workload through libcontainer's `Executor` trait.
+//!
+//! At `create` (or `exec`), runlet finds the module inside the container's
+//! root filesystem from the host (confined by `openat2(RESOLVE_IN_ROOT)`)
+//! and has the handler compile it, or load it from the compiled-code cache.
+//! That happens before libcontainer clones the container's processes, so
+//! the loaded module is already in the init's memory: `start` only
+//! instantiates and calls it. Where the module is not visible from the host
+//! at create (a volume mounted over the rootfs), it is loaded inside the
+//! container instead, without the cache.
+//!
+//! The executor runs in the container's init process after namespaces,
+//! mounts, cgroup, capabilities and the seccomp filter are in place — the
+//! same sandbox a native process gets — and ends that process with the
+//! module's exit status.
+
+use std::io::Write;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use libcontainer::oci_spec::runtime::{Process, Spec};
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use runlet_handler::cache::Cache;
+use runlet_handler::{Handler, HandlerError, Invocation, Loaded, Source};
+
+use crate::dispatch::Workload;
+
+#[derive(Clone)]
+pub struct WasmExecutor {
+    handler: Arc<dyn Handler>,
+    /// None when the module must be loaded inside the container.
+    loaded: Option<Loaded>,
+    /// The module as a path inside the container.
+    module_path: PathBuf,
+    /// For `exec`: the pipe that tells `runlet exec` the process started.
+    exec_notify_fd: Option<RawFd>,
+}
+
+/// The executor for a workload. `root` is the container's root filesystem
+/// as seen from the host (the bundle's rootfs, or /proc/<init>/root);
+/// `exec_notify_fd` is the write end of the exec-notify pipe for `exec`.
+pub fn executor_for(
+    workload: &Workload,
+    process: &Process,
+    root: &Path,
+    cache_dir: &Path,
+    exec_notify_fd: Option<RawFd>,
+) -> Result<Box<dyn Executor>> {
+    match workload {
+        Workload::Native => Ok(libcontainer::workload::default::get_executor()),
+        Workload::Wasm { engine } => {
+            let mut executor = prepare(engine, process, root, cache_dir)?;
+            executor.exec_notify_fd = exec_notify_fd;
+            Ok(Box::new(executor))
+        }
+    }
+}
+
+fn prepare(engine: &str, process: &Process, root: &Path, cache_dir: &Path) -> Result<WasmExecutor> {
+    let handler = crate::handlers::get(engine)?;
+    let args0 = process
+        .args()
+        .as_ref()
+        .and_then(|a| a.first())
+        .cloned()
+        .unwrap_or_default();
+    if args0.ends_with(".cwasm") {
+        anyhow::bail!("process.args[0] {args0:?}: precompiled modules from an image are never loaded; ship the .wasm");
+    }
+    let env = process.env().clone().unwrap_or_default();
+    let Some((module_path, mut file)) =
+        crate::rootfs::find_entrypoint(root, &args0, &env, process.cwd())
+    else {
+        // Perhaps on a mount that only exists inside the container.
+        return Ok(WasmExecutor {
+            handler,
+            loaded: None,
+            module_path: PathBuf::from(&args0),
+            exec_notify_fd: None,
+        });
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)
+        .map_err(|e| anyhow!("process.args[0] {}: {e}", module_path.display()))?;
+    let cache = match Cache::open(cache_dir) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("wasm cache unusable, compiling without it: {e}");
+            None
+        }
+    };
+    let loaded = handler
+        .load(Source::Bytes(bytes), cache.as_ref())
+        .map_err(|e| anyhow!("process.args[0] {}: {e}", module_path.display()))?;
+    tracing::debug!(cache_hit = loaded.cache_hit, "wasm module loaded");
+    Ok(WasmExecutor {
+        handler,
+        loaded: Some(loaded),
+        module_path,
+        exec_notify_fd: None,
+    })
+}
+
+fn invocation(spec: &Spec, module_path: &Path) -> Invocation {
+    let process = spec.process().as_ref();
+    Invocation {
+        args: process.and_then(|p| p.args().clone()).unwrap_or_default(),
+        module_path: module_path.to_path_buf(),
+        env: process.and_then(|p| p.env().clone()).unwrap_or_default(),
+        cwd: process
+            .map(|p| p.cwd().clone())
+            .unwrap_or_else(|| "/".into()),
+        readonly_root: spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
+        memory_limit: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit())
+            .and_then(|l| u64::try_from(l).ok())
+            .filter(|l| *l > 0),
+    }
+}
+
+/// Ends the container's process with `code`, flushing what the guest wrote.
+fn exit_now(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(code)
+}
+
+impl Executor for WasmExecutor {
+    fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
+        // Runs inside the container, after pivot_root.
+        if self.loaded.is_none() && !self.module_path.is_file() {
+            return Err(ExecutorValidationError::ArgValidationError(format!(
+                "executable '{}' not found in the container",
+                self.module_path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let loaded = match &self.loaded {
+            Some(l) => l.clone(),
+            None => {
+                let bytes = std::fs::read(&self.module_path).map_err(|e| {
+                    ExecutorError::Other(format!("{}: {e}", self.module_path.display()))
+                })?;
+                self.handler.load(Source::Bytes(bytes), None).map_err(|e| {
+                    ExecutorError::Other(format!("{}: {e}", self.module_path.display()))
+                })?
+            }
+        };
+        if let Some(fd) = self.exec_notify_fd {
+            // `runlet exec` waits for this pipe to close, which a native
+            // process's execve does; the guest never calls execve.
+            // SAFETY: the fd is the write end of libcontainer's exec-notify
+            // pipe in this (cloned) process; nothing uses it after this.
+            unsafe { libc::close(fd) };
+        }
+        match self
+            .handler
+            .run(&loaded, &invocation(spec, &self.module_path))
+        {
+            Ok(code) => exit_now(code),
+            Err(HandlerError::Trap(msg)) => {
+                eprintln!("runlet: {}: wasm trap: {msg}", self.module_path.display());
+                exit_now(runlet_wasmtime::TRAP_EXIT)
+            }
+            Err(e) => {
+                eprintln!("runlet: {}: {e}", self.module_path.display());
+                exit_now(1)
+            }
+        }
+    }
+}
