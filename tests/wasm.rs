@@ -51,13 +51,15 @@ fn p1_module_args_env_cwd_and_files() {
 
     // Relative paths resolve against process.cwd.
     env.config(|c| c["process"]["cwd"] = "/etc".into());
-    env.set_args(&["/app/probe-p1.wasm", "read", "motd"]);
-    let (code, out, err) = run_out(&env, &env.id("c"));
-    assert_eq!(
-        (code, out.as_str()),
-        (Some(0), "from the rootfs\n"),
-        "{err}"
-    );
+    for probe in ["/app/probe-p1.wasm", "/app/probe-p2.wasm"] {
+        env.set_args(&[probe, "read", "motd"]);
+        let (code, out, err) = run_out(&env, &env.id("c"));
+        assert_eq!(
+            (code, out.as_str()),
+            (Some(0), "from the rootfs\n"),
+            "{probe}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -447,4 +449,176 @@ fn wasm_stdio_and_terminal() {
         .expect("write");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "stdin:piped-input");
+}
+
+/// The syscalls podman's (and Docker's) default seccomp profile refuses to
+/// an unprivileged container; the engine must not need any of them.
+const PODMAN_DEFAULT_DENIED: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "get_kernel_syms",
+    "get_mempolicy",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mbind",
+    "mount",
+    "move_pages",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "set_mempolicy",
+    "setns",
+    "settimeofday",
+    "swapon",
+    "swapoff",
+    "sysfs",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+];
+
+#[test]
+fn engine_runs_under_a_default_seccomp_profile() {
+    require_root!();
+    let env = Env::new_wasm("wasm-seccomp", &["/app/probe-p1.wasm", "info"]);
+    env.config(|c| {
+        c["process"]["noNewPrivileges"] = true.into();
+        c["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": PODMAN_DEFAULT_DENIED, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+        // The capabilities podman grants by default.
+        let caps = json!(["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+            "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"]);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = caps.clone();
+        }
+        c["process"]["capabilities"]["inheritable"] = json!([]);
+        c["process"]["capabilities"]["ambient"] = json!([]);
+    });
+    for (probe, id) in [
+        ("/app/probe-p1.wasm", "p1"),
+        ("/app/probe-p2.wasm", "p2"),
+        ("/app/hello.wat", "wat"),
+    ] {
+        env.set_args(&[probe, "info"]);
+        let (code, out, err) = run_out(&env, &env.id(id));
+        assert_eq!(code, Some(0), "{probe} under the profile: {err}");
+        assert!(!out.is_empty());
+    }
+    // The filter is really in force: processes run in seccomp filter mode.
+    env.set_args(&["sh", "-c", "cat /proc/self/status | grep Seccomp"]);
+    let (_, out, _) = run_out(&env, &env.id("native"));
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+}
+
+#[test]
+fn wasm_container_with_a_terminal() {
+    require_root!();
+    let env = Env::new_wasm("wasm-tty", &["/app/probe-p1.wasm", "info", "tty"]);
+    env.config(|c| c["process"]["terminal"] = true.into());
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = env
+        .cmd()
+        .args(["run", "--bundle", env.bundle_str(), &env.id("t")])
+        .stdin(slave.try_clone().expect("dup"))
+        .stdout(slave.try_clone().expect("dup"))
+        .stderr(slave)
+        .spawn()
+        .expect("spawn run");
+    let mut master = std::fs::File::from(pty.master);
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buf = [0u8; 1024];
+    while !seen.contains("cwd=") && std::time::Instant::now() < deadline {
+        match std::io::Read::read(&mut master, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(
+        seen.contains("argv=/app/probe-p1.wasm info tty"),
+        "{seen:?}"
+    );
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+}
+
+#[test]
+fn wasmedge_handler_through_its_c_api() {
+    require_root!();
+    let env = Env::new_wasm("wasm-edge", &["/app/probe-p1.wasm", "info"]);
+    let lib = env.dir.path().join("libwasmedge.so.0");
+    let cc = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/wasmedge-standin.c"
+        ))
+        .output();
+    match cc {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "building the stand-in: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            eprintln!("SKIPPED: no C compiler for the libwasmedge stand-in ({e}); scripts/setup installs build-essential");
+            return;
+        }
+    }
+    annotate(&env, &[("run.oci.handler", "wasmedge")]);
+    env.config(|c| c["process"]["env"] = json!(["PATH=/bin", "STANDIN_EXIT=7"]));
+    let mut cmd = env.cmd();
+    cmd.env("RUNLET_WASMEDGE_LIB", &lib).args([
+        "run",
+        "--bundle",
+        env.bundle_str(),
+        &env.id("edge"),
+    ]);
+    let out = common::output_of(&mut cmd);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("standin: wasi=1 args=/app/probe-p1.wasm,info preopens=/:/"),
+        "{text}"
+    );
+    assert!(
+        text.contains("standin: run /app/probe-p1.wasm _start"),
+        "{text}"
+    );
+    let mut version = std::process::Command::new(common::runlet_bin());
+    version.env("RUNLET_WASMEDGE_LIB", &lib).arg("--version");
+    let v = common::output_of(&mut version);
+    assert!(String::from_utf8_lossy(&v.stdout).contains("wasmedge: wasmedge 0.0.0-standin"));
 }

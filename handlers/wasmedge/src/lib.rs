@@ -13,6 +13,7 @@
 //! are passed by value, as the C API declares them.
 
 use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::Arc;
 
 use runlet_handler::cache::Cache;
 use runlet_handler::{HandlerError, Invocation, Loaded, Source};
@@ -149,8 +150,10 @@ impl runlet_handler::Handler for WasmEdge {
         Api::load().map(|_| ())
     }
 
-    /// WasmEdge compiles on its own when it runs the file; nothing is
-    /// cached, and the bytes are only checked to be binary Wasm.
+    /// Loads the library here, on the host at `create`: the container's
+    /// root filesystem need not contain it, and the init inherits the
+    /// mapping. WasmEdge compiles the module itself when it runs the file,
+    /// so nothing is cached; the bytes are only checked to be binary Wasm.
     fn load(&self, source: Source, _cache: Option<&Cache>) -> Result<Loaded, HandlerError> {
         let Source::Bytes(bytes) = source;
         if !bytes.starts_with(&runlet_handler::WASM_MAGIC) {
@@ -158,11 +161,13 @@ impl runlet_handler::Handler for WasmEdge {
                 "the wasmedge handler runs binary Wasm only".into(),
             ));
         }
-        Ok(Loaded::new((), false))
+        Ok(Loaded::new(Arc::new(Api::load()?), false))
     }
 
-    fn run(&self, _module: &Loaded, inv: &Invocation) -> Result<i32, HandlerError> {
-        let api = Api::load()?;
+    fn run(&self, module: &Loaded, inv: &Invocation) -> Result<i32, HandlerError> {
+        let api = module
+            .get::<Arc<Api>>()
+            .ok_or_else(|| HandlerError::Other("module was loaded by another engine".into()))?;
         let path = CString::new(inv.module_path.to_string_lossy().as_bytes())
             .map_err(|_| HandlerError::Other("module path contains NUL".into()))?;
         let args = cstrings(&inv.args)?;
