@@ -100,8 +100,19 @@ pub fn load(root: &Path, id: &str) -> Result<Loaded> {
     if !dir.join("state.json").exists() {
         bail!("container {id} does not exist");
     }
-    let mut container = Container::load(dir.clone())
-        .map_err(|e| anyhow::anyhow!("container {id}: reading state: {e}"))?;
+    // libcontainer rewrites state.json in place (not atomically); a reader
+    // racing a concurrent `kill` or `start` can see it half written.
+    let mut attempt = 0;
+    let mut container = loop {
+        match Container::load(dir.clone()) {
+            Ok(c) => break c,
+            Err(_) if attempt < 20 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(e) => bail!("container {id}: reading state: {e}"),
+        }
+    };
     let extra = RunletState::load(&dir).unwrap_or_default();
     // A live pid whose start time differs belongs to another process now.
     if container.status() != ContainerStatus::Stopped {

@@ -106,7 +106,18 @@ pub fn force_remove(ctx: &Ctx, id: &str) {
             }
         }
         Err(_) => {
-            let _ = std::fs::remove_dir_all(state::container_dir(&ctx.root, id));
+            // Unreadable state: still remove the cgroup recorded at create.
+            let dir = state::container_dir(&ctx.root, id);
+            match libcontainer::config::YoukiConfig::load(&dir) {
+                Ok(config) => container::remove_everything(
+                    &dir,
+                    cgroup_config(config.cgroup_path, ctx.systemd, id),
+                    id,
+                ),
+                Err(_) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
         }
     }
 }
