@@ -229,11 +229,8 @@ pub fn root_cause(err: &dyn std::error::Error) -> String {
 /// Kills whatever runs in the container's cgroup, removes the cgroup and the
 /// state dir. Used when create fails and by delete.
 pub fn remove_everything(dir: &Path, cgroups: CgroupConfig, id: &str) {
-    if let Ok(manager) = libcgroups::common::create_cgroup_manager(cgroups) {
-        kill_cgroup(&manager, id);
-        if let Err(e) = manager.remove() {
-            tracing::warn!(%id, "removing cgroup: {e}");
-        }
+    if let Err(e) = crate::cgroups::remove(cgroups, id) {
+        tracing::warn!("{e:#}");
     }
     if let Err(e) = fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {

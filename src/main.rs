@@ -1,6 +1,7 @@
 //! runlet: a runc-compatible OCI runtime built on youki's libcontainer,
 //! with room for an embedded WebAssembly handler (see src/dispatch.rs).
 
+mod cgroups;
 mod cli;
 mod commands;
 mod container;

@@ -51,21 +51,14 @@ fn remove(ctx: &Ctx, l: &state::Loaded) -> Result<i32> {
     let config = l.container.spec().ok();
     if let Some(config) = &config {
         let cgroups = cgroup_config(config.cgroup_path.clone(), l.container.systemd(), id);
-        match libcgroups::common::create_cgroup_manager(cgroups) {
-            Ok(manager) => {
-                // A paused container must be thawed for SIGKILL to take effect.
-                if l.container.status() == ContainerStatus::Paused {
-                    use libcgroups::common::CgroupManager;
-                    let _ = manager.freeze(libcgroups::common::FreezerState::Thawed);
-                }
-                container::kill_cgroup(&manager, id);
-                use libcgroups::common::CgroupManager;
-                manager
-                    .remove()
-                    .map_err(|e| anyhow!("container {id}: removing cgroup: {e}"))?;
+        // A paused container must be thawed for SIGKILL to take effect.
+        if l.container.status() == ContainerStatus::Paused {
+            use libcgroups::common::CgroupManager;
+            if let Ok(manager) = libcgroups::common::create_cgroup_manager(cgroups.clone()) {
+                let _ = manager.freeze(libcgroups::common::FreezerState::Thawed);
             }
-            Err(e) => tracing::warn!(%id, "cgroup manager: {e}"),
         }
+        crate::cgroups::remove(cgroups, id)?;
     }
     if let Some(pid) = l.container.pid() {
         // The init itself, if it escaped the cgroup kill (e.g. no cgroup).
