@@ -170,6 +170,7 @@ fn build_init(
     };
     let pid = libcontainer::process::container_main_process::container_main_process(&args)
         .map_err(|e| anyhow!("{}", root_cause(&e)))?;
+    apply_mount_propagation(&args.spec, pid)?;
 
     extra.init_start_time = state::process_start_time(pid.as_raw());
     extra.save(dir)?;
@@ -180,6 +181,117 @@ fn build_init(
         .save()
         .map_err(|e| anyhow!("saving state: {e}"))?;
     Ok((container, extra))
+}
+
+/// The propagation options of a mount (`rshared`, `slave`, ...) as flags.
+fn propagation_flags(options: &[String]) -> Option<nix::mount::MsFlags> {
+    use nix::mount::MsFlags;
+    let mut flags = None;
+    for o in options {
+        let f = match o.as_str() {
+            "shared" => MsFlags::MS_SHARED,
+            "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+            "slave" => MsFlags::MS_SLAVE,
+            "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            "private" => MsFlags::MS_PRIVATE,
+            "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            "unbindable" => MsFlags::MS_UNBINDABLE,
+            "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+            _ => continue,
+        };
+        flags = Some(f);
+    }
+    flags
+}
+
+/// libcontainer 0.7 mounts with open_tree/fsmount + mount_setattr and
+/// never sets a mount's propagation, so `rshared`/`rslave` on a bind mount
+/// (Kubernetes' Bidirectional and HostToContainer volumes) were lost. The
+/// init is waiting for `start` by now with every mount in place: a child
+/// joins its mount namespace (setns makes the container's root its own)
+/// and sets each mount's propagation as the spec asks.
+fn apply_mount_propagation(spec: &Spec, pid: Pid) -> Result<()> {
+    let wanted: Vec<(PathBuf, nix::mount::MsFlags)> = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .filter_map(|m| {
+            let flags = propagation_flags(m.options().as_deref().unwrap_or_default())?;
+            Some((m.destination().clone(), flags))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let has_userns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let open = |name: &str| {
+        fs::File::open(format!("/proc/{pid}/ns/{name}"))
+            .map_err(|e| anyhow!("propagation: /proc/{pid}/ns/{name}: {e}"))
+    };
+    let userns = if has_userns {
+        Some(open("user")?)
+    } else {
+        None
+    };
+    let mntns = open("mnt")?;
+    // SAFETY: runlet is single-threaded here; the child only makes system
+    // calls (setns, mount) and exits without returning into Rust code that
+    // could depend on the parent's state.
+    match unsafe { nix::unistd::fork() }.map_err(|e| anyhow!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            use nix::sched::{setns, CloneFlags};
+            let mut ok = userns
+                .as_ref()
+                .is_none_or(|u| setns(u, CloneFlags::CLONE_NEWUSER).is_ok())
+                && setns(&mntns, CloneFlags::CLONE_NEWNS).is_ok();
+            for (dest, flags) in &wanted {
+                ok = ok
+                    && nix::mount::mount::<str, PathBuf, str, str>(None, dest, None, *flags, None)
+                        .is_ok();
+            }
+            // SAFETY: _exit ends the forked child without running destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            _ => bail!(
+                "mounts: setting the propagation of {} failed",
+                wanted
+                    .iter()
+                    .map(|(d, _)| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+}
+
+/// Absent capability sets mean empty ones (runc's reading of the spec);
+/// libcontainer would leave an absent set as the process had it.
+pub fn normalize_capabilities(process: &mut Process) {
+    if let Some(mut caps) = process.capabilities().clone() {
+        let empty = || Some(Default::default());
+        if caps.bounding().is_none() {
+            caps.set_bounding(empty());
+        }
+        if caps.effective().is_none() {
+            caps.set_effective(empty());
+        }
+        if caps.permitted().is_none() {
+            caps.set_permitted(empty());
+        }
+        if caps.inheritable().is_none() {
+            caps.set_inheritable(empty());
+        }
+        if caps.ambient().is_none() {
+            caps.set_ambient(empty());
+        }
+        process.set_capabilities(Some(caps));
+    }
 }
 
 /// What libcontainer's builder does in the runtime process before cloning:

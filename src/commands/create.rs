@@ -58,6 +58,10 @@ pub fn create(
         extra_env.push("LISTEN_PID=1".to_string());
     }
     let notify_socket = notify::prepare_spec(&mut spec, &dir)?;
+    if let Some(mut process) = spec.process().clone() {
+        container::normalize_capabilities(&mut process);
+        spec.set_process(Some(process));
+    }
     if !extra_env.is_empty() {
         if let Some(mut process) = spec.process().clone() {
             let env = process.env().clone().unwrap_or_default();

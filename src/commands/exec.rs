@@ -23,7 +23,8 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
         bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
     }
     let init_spec = state::load_spec_copy(&ctx.root, id)?;
-    let process = build_process(args, &init_spec)?;
+    let mut process = build_process(args, &init_spec)?;
+    container::normalize_capabilities(&mut process);
     let terminal = process.terminal().unwrap_or(false);
     super::create::check_terminal(terminal, args.console_socket.is_some(), args.detach)?;
 

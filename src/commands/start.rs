@@ -49,9 +49,11 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<Loaded> {
             None,
             None,
         ) {
-            // runc stops the container when a poststart hook fails.
-            let _ = l.container.kill(nix::sys::signal::Signal::SIGKILL, true);
-            bail!("poststart hook: {}", crate::container::root_cause(&e));
+            // The runtime spec: a failing poststart hook is a warning and the
+            // lifecycle continues as if it had succeeded (runc 1.1 agrees).
+            let msg = crate::container::root_cause(&e);
+            tracing::warn!(%id, "poststart hook failed: {msg}");
+            eprintln!("runlet: warning: poststart hook failed: {msg}");
         }
     }
     if let (Some(relay), Some(pid)) = (relay, l.container.pid()) {
