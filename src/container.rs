@@ -124,13 +124,7 @@ fn build_init(
         .save(dir)
         .map_err(|e| anyhow!("{e}"))?;
 
-    let console_socket = match &req.console_socket {
-        Some(path) => Some(
-            libcontainer::tty::setup_console_socket(dir, path, "console-socket")
-                .map_err(|e| anyhow!("console socket {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
+    let console_socket = connect_console(dir, req.console_socket.as_deref(), "console-socket")?;
     let notify_listener =
         NotifyListener::new(&dir.join(NOTIFY_FILE)).map_err(|e| anyhow!("notify socket: {e}"))?;
     let user_ns_config = UserNamespaceConfig::new(&spec).map_err(|e| anyhow!("{e}"))?;
@@ -323,6 +317,17 @@ fn prepare_main_process(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// Connects to the caller's console socket (libcontainer sends the pty
+/// master over it once the container's terminal exists).
+fn connect_console(dir: &Path, socket: Option<&Path>, name: &str) -> Result<Option<OwnedFd>> {
+    socket
+        .map(|path| {
+            libcontainer::tty::setup_console_socket(dir, path, name)
+                .map_err(|e| anyhow!("console socket {}: {e}", path.display()))
+        })
+        .transpose()
+}
+
 /// The innermost message of an error chain: libcontainer wraps the cause in
 /// several layers that all say "failed to ...".
 pub fn root_cause(err: &dyn std::error::Error) -> String {
@@ -445,13 +450,11 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
 
     let rand = nix::unistd::getpid().as_raw();
     let notify_path = dir.join(format!("tenant-notify-{rand}.sock"));
-    let console_socket = match &req.console_socket {
-        Some(path) => Some(
-            libcontainer::tty::setup_console_socket(&dir, path, &format!("tenant-tty-{rand}"))
-                .map_err(|e| anyhow!("console socket {}: {e}", path.display()))?,
-        ),
-        None => None,
-    };
+    let console_socket = connect_console(
+        &dir,
+        req.console_socket.as_deref(),
+        &format!("tenant-tty-{rand}"),
+    )?;
     let notify_listener =
         NotifyListener::new(&notify_path).map_err(|e| anyhow!("notify socket: {e}"))?;
     let user_ns_config = UserNamespaceConfig::new(&spec).map_err(|e| anyhow!("{e}"))?;

@@ -112,10 +112,10 @@ impl Podman {
         }
     }
 
-    fn cmd(&self, env: &Env) -> Command {
+    /// podman with this instance's storage, configuration and runtime.
+    fn podman(&self) -> Command {
         let mut c = Command::new("podman");
         c.env("CONTAINERS_CONF", &self.conf)
-            .env("RUNLET_WASM_CACHE", env.wasm_cache())
             .arg("--root")
             .arg(self.base.join("storage"))
             .arg("--runroot")
@@ -130,6 +130,12 @@ impl Podman {
                 "--runtime",
                 "runlet",
             ]);
+        c
+    }
+
+    fn cmd(&self, env: &Env) -> Command {
+        let mut c = self.podman();
+        c.env("RUNLET_WASM_CACHE", env.wasm_cache());
         c
     }
 
@@ -162,24 +168,7 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         // Containers first, then the overlay mounts of the private storage.
-        let _ = Command::new("podman")
-            .env("CONTAINERS_CONF", &self.conf)
-            .arg("--root")
-            .arg(self.base.join("storage"))
-            .arg("--runroot")
-            .arg(&self.runroot)
-            .arg("--tmpdir")
-            .arg(self.base.join("tmp"))
-            .args([
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                "--runtime",
-                "runlet",
-            ])
-            .args(["system", "reset", "--force"])
-            .output();
+        let _ = self.podman().args(["system", "reset", "--force"]).output();
         let _ = std::fs::remove_dir_all(&self.runroot);
     }
 }
@@ -686,29 +675,13 @@ fn rand_suffix() -> usize {
     N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
 }
 
-/// The CRI-O flow for one container: conmon create, then start, state,
-/// exec through conmon, kill, delete --force, all with CRI-O's --root.
-fn crio_flow(
-    env: &Env,
-    id: &str,
-    terminal: bool,
-    expect_output: &str,
-    exec_args: &[&str],
-    exec_code: i32,
-) {
+/// conmon's arguments for creating container `id`, as CRI-O passes them
+/// (with `-t` for a terminal), and the directory holding its files.
+fn conmon_create_args(env: &Env, id: &str, terminal: bool) -> (PathBuf, Vec<String>) {
     let dir = env.dir.path().join(format!("crio-{id}"));
     for d in ["exits", "persist", "sockets", "exec-exits"] {
         std::fs::create_dir_all(dir.join(d)).expect("mkdir");
     }
-    // runtime_root from the shipped drop-in, relocated under the test dir.
-    let dropin = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contrib/crio/10-runlet.conf"
-    ))
-    .expect("drop-in");
-    assert!(dropin.contains("runtime_root = \"/run/runlet\""));
-    let root = env.root.clone();
-    let bin = runlet_bin().to_str().expect("utf8").to_string();
     let p = |name: &str| dir.join(name).to_str().expect("utf8").to_string();
     let mut args: Vec<String> = vec![
         "-b".into(),
@@ -730,9 +703,9 @@ fn crio_flow(
         "--persist-dir".into(),
         p("persist"),
         "-r".into(),
-        bin.clone(),
+        runlet_bin().to_str().expect("utf8").into(),
         "--runtime-arg".into(),
-        format!("--root={}", root.display()),
+        format!("--root={}", env.root.display()),
         "--socket-dir-path".into(),
         p("sockets"),
         "-u".into(),
@@ -743,6 +716,30 @@ fn crio_flow(
     if terminal {
         args.push("-t".into());
     }
+    (dir, args)
+}
+
+/// The CRI-O flow for one container: conmon create, then start, state,
+/// exec through conmon, kill, delete --force, all with CRI-O's --root.
+fn crio_flow(
+    env: &Env,
+    id: &str,
+    terminal: bool,
+    expect_output: &str,
+    exec_args: &[&str],
+    exec_code: i32,
+) {
+    // runtime_root from the shipped drop-in, relocated under the test dir.
+    let dropin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/crio/10-runlet.conf"
+    ))
+    .expect("drop-in");
+    assert!(dropin.contains("runtime_root = \"/run/runlet\""));
+    let root = env.root.clone();
+    let bin = runlet_bin().to_str().expect("utf8").to_string();
+    let (dir, args) = conmon_create_args(env, id, terminal);
+    let p = |name: &str| dir.join(name).to_str().expect("utf8").to_string();
     let sync = conmon(env, &args);
     let pid: i64 = serde_json::from_str::<serde_json::Value>(&sync).expect("sync json")["pid"]
         .as_i64()
@@ -888,39 +885,8 @@ fn crio_conmon_wasm() {
     env.set_args(&["/app/probe-p1.wasm", "info", "crio-wasm"]);
     env.config(|c| c["annotations"] = serde_json::json!({"run.oci.handler": "wasm"}));
     let id = env.id("w");
-    let dir = env.dir.path().join("crio-w-direct");
-    for d in ["exits", "persist"] {
-        std::fs::create_dir_all(dir.join(d)).expect("mkdir");
-    }
-    let sync = conmon(
-        &env,
-        &[
-            "-b".into(),
-            env.bundle_str().into(),
-            "-c".into(),
-            id.clone(),
-            "-u".into(),
-            id.clone(),
-            "-n".into(),
-            "k8s_w".into(),
-            "-r".into(),
-            runlet_bin().to_str().expect("utf8").into(),
-            "--runtime-arg".into(),
-            format!("--root={}", env.root.display()),
-            "-l".into(),
-            dir.join("ctr.log").to_str().expect("utf8").into(),
-            "-p".into(),
-            dir.join("pid").to_str().expect("utf8").into(),
-            "-P".into(),
-            dir.join("conmon.pid").to_str().expect("utf8").into(),
-            "--exit-dir".into(),
-            dir.join("exits").to_str().expect("utf8").into(),
-            "--persist-dir".into(),
-            dir.join("persist").to_str().expect("utf8").into(),
-            "--socket-dir-path".into(),
-            dir.to_str().expect("utf8").into(),
-        ],
-    );
+    let (dir, args) = conmon_create_args(&env, &id, false);
+    let sync = conmon(&env, &args);
     assert!(sync.contains("\"pid\""), "{sync}");
     env.ok(&["start", &id]);
     let exit_file = dir.join("exits").join(&id);

@@ -400,69 +400,40 @@ fn preserve_fds_and_socket_activation() {
         "-c",
         "cat /proc/self/fd/3; echo LISTEN_FDS=$LISTEN_FDS LISTEN_PID=$LISTEN_PID",
     ]);
-    let bin = common::runlet_bin();
-    let root = env.root.to_str().expect("utf8").to_string();
-
+    // Runs `runlet run` from a shell that opened `data` as fd 3; `prefix`
+    // goes before the exec (environment for socket activation).
+    let run_with_fd3 = |prefix: &str, flags: &str, id: &str| {
+        let script = format!(
+            "{prefix} exec {} --root {} run {flags} --bundle {} {id} 3<{}",
+            common::runlet_bin().display(),
+            env.root.display(),
+            env.bundle_str(),
+            data.display()
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
     // --preserve-fds 1 passes fd 3.
-    let script = format!(
-        "exec {} --root {root} run --preserve-fds 1 --bundle {} {} 3<{}",
-        bin.display(),
-        env.bundle_str(),
-        env.id("p"),
-        data.display()
-    );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        run_with_fd3("", "--preserve-fds 1", &env.id("p")),
         "passed-through\nLISTEN_FDS= LISTEN_PID=\n"
     );
-
     // LISTEN_FDS for our pid passes fds and tells the container, as runc does.
-    let script = format!(
-        "export LISTEN_PID=$$ LISTEN_FDS=1; exec {} --root {root} run --bundle {} {} 3<{}",
-        bin.display(),
-        env.bundle_str(),
-        env.id("l"),
-        data.display()
-    );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        run_with_fd3("export LISTEN_PID=$$ LISTEN_FDS=1;", "", &env.id("l")),
         "passed-through\nLISTEN_FDS=1 LISTEN_PID=1\n"
     );
-
     // Without either, fd 3 is not leaked into the container.
-    let script = format!(
-        "exec {} --root {root} run --bundle {} {} 3<{}",
-        bin.display(),
-        env.bundle_str(),
-        env.id("n"),
-        data.display()
-    );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("sh");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("passed-through"));
+    assert!(!run_with_fd3("", "", &env.id("n")).contains("passed-through"));
 }
 
 #[test]
@@ -533,24 +504,9 @@ fn notify_socket_is_relayed() {
     require_root!();
     let env = Env::new("notify");
     let helper = env.bundle.join("rootfs/bin/sd-notify");
-    let cc = std::process::Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&helper)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/sd-notify.c"
-        ))
-        .output();
-    match cc {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "building the sd-notify helper: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => {
-            eprintln!("SKIPPED: no C compiler to build the sd-notify helper ({e}); scripts/setup installs build-essential");
-            return;
-        }
+    if let Err(reason) = common::build_c("sd-notify.c", &helper, &["-static"]) {
+        eprintln!("SKIPPED: {reason}");
+        return;
     }
     env.set_args(&[
         "sh",

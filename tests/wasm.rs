@@ -573,24 +573,9 @@ fn wasmedge_handler_through_its_c_api() {
     require_root!();
     let env = Env::new_wasm("wasm-edge", &["/app/probe-p1.wasm", "info"]);
     let lib = env.dir.path().join("libwasmedge.so.0");
-    let cc = std::process::Command::new("cc")
-        .args(["-shared", "-fPIC", "-o"])
-        .arg(&lib)
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/wasmedge-standin.c"
-        ))
-        .output();
-    match cc {
-        Ok(o) if o.status.success() => {}
-        Ok(o) => panic!(
-            "building the stand-in: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => {
-            eprintln!("SKIPPED: no C compiler for the libwasmedge stand-in ({e}); scripts/setup installs build-essential");
-            return;
-        }
+    if let Err(reason) = common::build_c("wasmedge-standin.c", &lib, &["-shared", "-fPIC"]) {
+        eprintln!("SKIPPED: {reason}");
+        return;
     }
     annotate(&env, &[("run.oci.handler", "wasmedge")]);
     env.config(|c| c["process"]["env"] = json!(["PATH=/bin", "STANDIN_EXIT=7"]));

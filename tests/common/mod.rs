@@ -264,6 +264,28 @@ fn read_back(mut f: std::fs::File) -> Vec<u8> {
     buf
 }
 
+/// Compiles a C fixture from tests/fixtures with `cc`; Err says why not
+/// (no compiler: scripts/setup installs build-essential).
+pub fn build_c(source: &str, out: &Path, flags: &[&str]) -> Result<(), String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(source);
+    match Command::new("cc")
+        .args(flags)
+        .arg("-O2")
+        .arg("-o")
+        .arg(out)
+        .arg(&src)
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => panic!("building {source}: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => Err(format!(
+            "no C compiler to build {source} ({e}); scripts/setup installs build-essential"
+        )),
+    }
+}
+
 /// The committed Wasm test guests (see scripts/build-fixtures).
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
