@@ -90,6 +90,11 @@ fn wrong_field_values_are_named() {
             json!([{"destination": "rel", "type": "tmpfs", "source": "tmpfs"}]),
             "mounts",
         ),
+        (
+            "/mounts",
+            json!([{"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}]),
+            "idmapped mounts are not supported",
+        ),
     ];
     for (i, (pointer, value, needle)) in cases.into_iter().enumerate() {
         std::fs::write(env.bundle.join("config.json"), &original).expect("restore");

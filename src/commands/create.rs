@@ -7,22 +7,25 @@ use libcontainer::container::Container;
 
 use crate::cli::CreateArgs;
 use crate::container::{self, InitRequest};
-use crate::state::{self, RunletState};
+use crate::foreground::ConsoleSocket;
+use crate::state;
 use crate::{dispatch, notify, spec, Ctx};
 
 pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<i32> {
-    create(ctx, args, args.console_socket.clone(), true)?;
+    create(ctx, args, true)?;
     Ok(0)
 }
 
-/// Creates the container. `console_socket` may differ from the argument when
-/// `run` relays a terminal itself; `detached` is false only for such a `run`.
-pub fn create(
-    ctx: &Ctx,
-    args: &CreateArgs,
-    console_socket: Option<PathBuf>,
-    detached: bool,
-) -> Result<(Container, RunletState)> {
+/// A created container, and the console socket runlet bound itself when a
+/// foreground `run` relays the container's terminal.
+pub struct Created {
+    pub container: Container,
+    pub console: Option<ConsoleSocket>,
+}
+
+/// Creates the container. `detached` is false only for a foreground `run`:
+/// then a terminal without `--console-socket` is relayed by runlet.
+pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
     let id = &args.container_id;
     state::validate_id(id)?;
     if args.preserve_fds < 0 {
@@ -34,7 +37,16 @@ pub fn create(
         .as_ref()
         .and_then(|p| p.terminal())
         .unwrap_or(false);
-    check_terminal(terminal, console_socket.is_some(), detached)?;
+    check_terminal(terminal, args.console_socket.is_some(), detached)?;
+    let own_console = if terminal && !detached && args.console_socket.is_none() {
+        Some(ConsoleSocket::bind(&ctx.root)?)
+    } else {
+        None
+    };
+    let console_socket = match &own_console {
+        Some(c) => Some(c.path().to_path_buf()),
+        None => args.console_socket.clone(),
+    };
 
     let rootfs = spec
         .root()
@@ -72,7 +84,7 @@ pub fn create(
 
     let pid_file = args.pid_file.as_deref().map(absolute).transpose()?;
     let console_socket = console_socket.as_deref().map(absolute).transpose()?;
-    let (container, extra) = container::create_init(InitRequest {
+    let (container, _) = container::create_init(InitRequest {
         id: id.clone(),
         root: ctx.root.clone(),
         bundle,
@@ -93,7 +105,10 @@ pub fn create(
             bail!("--pid-file: {e}");
         }
     }
-    Ok((container, extra))
+    Ok(Created {
+        container,
+        console: own_console,
+    })
 }
 
 /// runc's rules for terminals, with runc's wording.
