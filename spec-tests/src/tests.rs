@@ -80,6 +80,7 @@ pub fn all() -> Vec<Test> {
         t!("linux", personality),
         t!("lifecycle", lifecycle_states),
         t!("lifecycle", lifecycle_state_of_missing),
+        t!("lifecycle", lifecycle_ops_on_missing),
         t!("lifecycle", lifecycle_start_wrong_state),
         t!("lifecycle", lifecycle_kill_stopped),
         t!("lifecycle", lifecycle_delete_created),
@@ -1249,6 +1250,25 @@ fn lifecycle_state_of_missing(ctx: &mut Ctx) -> TestResult {
         true,
         r.code.is_some_and(|c| c != 0),
     )
+}
+
+/// Every operation on a container that does not exist fails (delete
+/// --force aside, which callers use to clean up idempotently).
+fn lifecycle_ops_on_missing(ctx: &mut Ctx) -> TestResult {
+    for op in [
+        vec!["start", "ghost"],
+        vec!["kill", "ghost", "KILL"],
+        vec!["delete", "ghost"],
+        vec!["state", "ghost"],
+    ] {
+        if ctx.runtime(&op).code == Some(0) {
+            return Err(format!(
+                "`{}` on a missing container succeeded",
+                op.join(" ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn lifecycle_start_wrong_state(ctx: &mut Ctx) -> TestResult {
