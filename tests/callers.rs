@@ -139,6 +139,24 @@ impl Podman {
         c
     }
 
+    /// `podman logs NAME` once it contains `needle` (up to 5 s).
+    fn logs_containing(&self, env: &Env, name: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let logs = text(&self.run(env, &["logs", name]).stdout);
+            if logs.contains(needle) || Instant::now() > deadline {
+                return logs;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The exit code podman recorded for container NAME.
+    fn exit_code(&self, env: &Env, name: &str) -> String {
+        let out = self.run(env, &["inspect", name, "--format", "{{.State.ExitCode}}"]);
+        assert_ok(&out, "podman inspect").trim().to_string()
+    }
+
     fn run(&self, env: &Env, args: &[&str]) -> Output {
         let mut c = self.cmd(env);
         c.args(args);
@@ -233,13 +251,7 @@ fn podman_native_lifecycle() {
         (out.status.code(), text(&out.stdout)),
         (Some(3), "in-exec\n".into())
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !text(&p.run(&env, &["logs", "d1"]).stdout).contains("started")
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(text(&p.run(&env, &["logs", "d1"]).stdout), "started\n");
+    assert_eq!(p.logs_containing(&env, "d1", "started"), "started\n");
 
     // stop: sh as PID 1 ignores SIGTERM, so podman sends SIGKILL after the timeout.
     let t = Instant::now();
@@ -248,11 +260,7 @@ fn podman_native_lifecycle() {
         t.elapsed() >= Duration::from_secs(2),
         "stop did not wait for the timeout"
     );
-    let code = assert_ok(
-        &p.run(&env, &["inspect", "d1", "--format", "{{.State.ExitCode}}"]),
-        "inspect",
-    );
-    assert_eq!(code.trim(), "137");
+    assert_eq!(p.exit_code(&env, "d1"), "137");
     assert_ok(&p.run(&env, &["rm", "d1"]), "podman rm");
 
     // A process that handles SIGTERM stops at once with its own status.
@@ -272,11 +280,7 @@ fn podman_native_lifecycle() {
         t.elapsed() < Duration::from_secs(5),
         "SIGTERM was not delivered"
     );
-    let code = assert_ok(
-        &p.run(&env, &["inspect", "d2", "--format", "{{.State.ExitCode}}"]),
-        "inspect",
-    );
-    assert_eq!(code.trim(), "0");
+    assert_eq!(p.exit_code(&env, "d2"), "0");
     assert_ok(&p.run(&env, &["rm", "d2"]), "podman rm");
 
     // podman passes --log-format=json to runtimes in runtime_supports_json
@@ -442,20 +446,12 @@ fn podman_wasm_image() {
         ),
         "run -d",
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !text(&p.run(&env, &["logs", "w2"]).stdout).contains("logged")
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(text(&p.run(&env, &["logs", "w2"]).stdout).contains("argv=/probe.wasm info logged"));
+    assert!(p
+        .logs_containing(&env, "w2", "logged")
+        .contains("argv=/probe.wasm info logged"));
     assert_ok(&p.run(&env, &["stop", "-t", "1", "w1"]), "stop");
-    let code = assert_ok(
-        &p.run(&env, &["inspect", "w1", "--format", "{{.State.ExitCode}}"]),
-        "inspect",
-    );
     assert_eq!(
-        code.trim(),
+        p.exit_code(&env, "w1"),
         "137",
         "a module ignores SIGTERM as PID 1 and is killed after the timeout"
     );

@@ -276,27 +276,7 @@ fn exec_into_running_container() {
     );
 
     // From the host, the exec'd process is in the container's cgroup.
-    let pid_file = env.dir.path().join("exec.pid");
-    env.ok(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pid_file.to_str().expect("utf8"),
-        &id,
-        "sleep",
-        "5",
-    ]);
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("num");
-    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
-    assert!(
-        cg.lines()
-            .any(|l| l.contains("pids:") && l.ends_with(&format!("/{id}"))),
-        "{cg}"
-    );
+    env.assert_exec_joins_cgroup(&id, &["sleep", "5"]);
 
     // --process with a process.json, as CRI-O and conmon exec.
     let pj = env.dir.path().join("process.json");

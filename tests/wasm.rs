@@ -287,28 +287,7 @@ fn exec_into_a_wasm_container() {
     let init_ns = std::fs::read_link(format!("/proc/{init}/ns/mnt")).expect("ns");
     assert_eq!(out.trim(), init_ns.to_str().expect("utf8"));
     // The exec'd module runs in the container's cgroup.
-    let pid_file = env.dir.path().join("exec.pid");
-    env.ok(&[
-        "exec",
-        "-d",
-        "--pid-file",
-        pid_file.to_str().expect("utf8"),
-        &id,
-        "/app/probe-p1.wasm",
-        "sleep",
-        "5",
-    ]);
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("num");
-    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
-    assert!(
-        cg.lines()
-            .any(|l| l.contains("pids:") && l.ends_with(&format!("/{id}"))),
-        "{cg}"
-    );
+    env.assert_exec_joins_cgroup(&id, &["/app/probe-p1.wasm", "sleep", "5"]);
     env.ok(&["delete", "-f", &id]);
     env.assert_gone(&id);
 }

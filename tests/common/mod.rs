@@ -177,6 +177,32 @@ impl Env {
         }
     }
 
+    /// `exec -d` of `args` with a pid file; asserts the new process is in
+    /// the container's (pids) cgroup, as seen from the host.
+    pub fn assert_exec_joins_cgroup(&self, id: &str, args: &[&str]) {
+        let pid_file = self.dir.path().join(format!("exec-{}.pid", args.len()));
+        let mut all = vec![
+            "exec",
+            "-d",
+            "--pid-file",
+            pid_file.to_str().expect("utf8"),
+            id,
+        ];
+        all.extend_from_slice(args);
+        self.ok(&all);
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("num");
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        assert!(
+            cg.lines()
+                .any(|l| l.contains("pids:") && l.ends_with(&format!("/{id}"))),
+            "{cg}"
+        );
+    }
+
     pub fn wait_status(&self, id: &str, want: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
