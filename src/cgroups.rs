@@ -98,30 +98,7 @@ pub fn remove(config: CgroupConfig, id: &str) -> anyhow::Result<()> {
     for d in dirs.iter().filter(|d| d.exists()) {
         depth_first(d, &mut all);
     }
-    for attempt in 0..200 {
-        let mut left = false;
-        for d in &all {
-            for pid in pids_in(d) {
-                left = true;
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                // Our own child (a foreground run's init) must be reaped.
-                let _ = nix::sys::wait::waitpid(
-                    nix::unistd::Pid::from_raw(pid),
-                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-                );
-            }
-        }
-        if !left {
-            break;
-        }
-        if attempt == 199 {
-            tracing::warn!(%id, "processes of the container survived SIGKILL");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    kill_until_empty(id, || Some(all.iter().flat_map(|d| pids_in(d)).collect()));
     for d in &all {
         for attempt in 0..20 {
             match std::fs::remove_dir(d) {
@@ -137,6 +114,26 @@ pub fn remove(config: CgroupConfig, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGKILLs the processes `pids` lists until it lists none (or cannot
+/// tell), reaping those that are our own children (a foreground run's init).
+fn kill_until_empty(id: &str, pids: impl Fn() -> Option<Vec<i32>>) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    use nix::unistd::Pid;
+    for _ in 0..200 {
+        let left = match pids() {
+            Some(p) if !p.is_empty() => p,
+            _ => return,
+        };
+        for pid in left.into_iter().map(Pid::from_raw) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    tracing::warn!(%id, "processes of the container survived SIGKILL");
+}
+
 fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> anyhow::Result<()> {
     use libcgroups::common::CgroupManager;
     let manager = match libcgroups::common::create_cgroup_manager(config) {
@@ -146,7 +143,12 @@ fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> anyhow::Result<()> 
             return Ok(());
         }
     };
-    crate::container::kill_cgroup(&manager, id);
+    kill_until_empty(id, || {
+        manager
+            .get_all_pids()
+            .ok()
+            .map(|pids| pids.into_iter().map(|p| p.as_raw()).collect())
+    });
     manager
         .remove()
         .map_err(|e| anyhow::anyhow!("container {id}: removing cgroup: {e}"))

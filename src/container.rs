@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use libcgroups::common::{CgroupConfig, CgroupManager};
+use libcgroups::common::CgroupConfig;
 use libcontainer::config::YoukiConfig;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::notify_socket::{NotifyListener, NotifySocket, NOTIFY_FILE};
@@ -59,7 +59,7 @@ pub fn cgroup_config(path: PathBuf, systemd: bool, id: &str) -> CgroupConfig {
 
 /// Creates the container: state dir, cgroup, namespaces and an init process
 /// that waits for `start`. On any failure everything made so far is undone.
-pub fn create_init(mut req: InitRequest) -> Result<(Container, RunletState)> {
+pub fn create_init(mut req: InitRequest) -> Result<Container> {
     fs::create_dir_all(&req.root).map_err(|e| anyhow!("state root {}: {e}", req.root.display()))?;
     let dir = state::container_dir(&req.root, &req.id);
     match fs::create_dir(&dir) {
@@ -99,11 +99,7 @@ pub fn create_init(mut req: InitRequest) -> Result<(Container, RunletState)> {
     }
 }
 
-fn build_init(
-    req: InitRequest,
-    dir: &Path,
-    cgroups: CgroupConfig,
-) -> Result<(Container, RunletState)> {
+fn build_init(req: InitRequest, dir: &Path, cgroups: CgroupConfig) -> Result<Container> {
     let spec = req.spec;
     let rootfs = spec
         .root()
@@ -174,7 +170,7 @@ fn build_init(
         .set_pid(pid.as_raw())
         .save()
         .map_err(|e| anyhow!("saving state: {e}"))?;
-    Ok((container, extra))
+    Ok(container)
 }
 
 /// The propagation options of a mount (`rshared`, `slave`, ...) as flags.
@@ -354,27 +350,6 @@ pub fn remove_everything(dir: &Path, cgroups: CgroupConfig, id: &str) {
             tracing::warn!(%id, "removing {}: {e}", dir.display());
         }
     }
-}
-
-/// SIGKILLs every process of a cgroup and waits (briefly) until it is empty,
-/// so that the cgroup can be removed.
-pub fn kill_cgroup<M: CgroupManager + ?Sized>(manager: &M, id: &str) {
-    for _ in 0..200 {
-        let pids = match manager.get_all_pids() {
-            Ok(p) => p,
-            Err(_) => return,
-        };
-        if pids.is_empty() {
-            return;
-        }
-        for pid in &pids {
-            let _ = nix::sys::signal::kill(*pid, nix::sys::signal::Signal::SIGKILL);
-            // Reap our own children (the init is cloned as our child).
-            let _ = nix::sys::wait::waitpid(*pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    tracing::warn!(%id, "processes of the container survived SIGKILL");
 }
 
 /// An `exec` request, already resolved into the process to run.

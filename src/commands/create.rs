@@ -84,7 +84,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
 
     let pid_file = args.pid_file.as_deref().map(absolute).transpose()?;
     let console_socket = console_socket.as_deref().map(absolute).transpose()?;
-    let (container, _) = container::create_init(InitRequest {
+    let container = container::create_init(InitRequest {
         id: id.clone(),
         root: ctx.root.clone(),
         bundle,
