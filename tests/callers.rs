@@ -163,6 +163,27 @@ impl Podman {
         output_of(&mut c)
     }
 
+    /// The busybox image, localhost/rl-bb.
+    fn import_busybox(&self, env: &Env) {
+        self.import(
+            env,
+            &image_dir(env, "img", false),
+            "localhost/rl-bb",
+            "CMD [\"/bin/sh\"]",
+        );
+    }
+
+    /// A Wasm image holding only the module, localhost/rl-wasm.
+    fn import_wasm(&self, env: &Env) {
+        let dir = image_dir(env, "wimg", true);
+        self.import(
+            env,
+            &dir,
+            "localhost/rl-wasm",
+            "ENTRYPOINT [\"/probe.wasm\"]",
+        );
+    }
+
     fn import(&self, env: &Env, dir: &Path, name: &str, change: &str) {
         let script = format!(
             "tar -C {} -c . | \"$0\" \"$@\" import --change '{change}' - {name}",
@@ -210,12 +231,7 @@ fn podman_native_lifecycle() {
     require!("podman", "conmon");
     let env = Env::new("podman-native");
     let p = Podman::new(&env);
-    p.import(
-        &env,
-        &image_dir(&env, "img", false),
-        "localhost/rl-bb",
-        "CMD [\"/bin/sh\"]",
-    );
+    p.import_busybox(&env);
 
     // Attached: output and the process's exit code.
     let out = prun(
@@ -299,12 +315,7 @@ fn podman_terminal_through_conmon() {
     require!("podman", "conmon", "script");
     let env = Env::new("podman-tty");
     let p = Podman::new(&env);
-    p.import(
-        &env,
-        &image_dir(&env, "img", false),
-        "localhost/rl-bb",
-        "CMD [\"/bin/sh\"]",
-    );
+    p.import_busybox(&env);
     let podman = p.cmd(&env);
     let mut line = format!("{:?}", podman.get_program());
     for a in podman.get_args() {
@@ -336,12 +347,7 @@ fn podman_memory_and_pids_limits() {
     require!("podman", "conmon");
     let env = Env::new("podman-limits");
     let p = Podman::new(&env);
-    p.import(
-        &env,
-        &image_dir(&env, "img", false),
-        "localhost/rl-bb",
-        "CMD [\"/bin/sh\"]",
-    );
+    p.import_busybox(&env);
     let out = prun(
         &p,
         &env,
@@ -409,12 +415,7 @@ fn podman_wasm_image() {
     require!("podman", "conmon");
     let env = Env::new("podman-wasm");
     let p = Podman::new(&env);
-    p.import(
-        &env,
-        &image_dir(&env, "wimg", true),
-        "localhost/rl-wasm",
-        "ENTRYPOINT [\"/probe.wasm\"]",
-    );
+    p.import_wasm(&env);
     let out = prun(&p, &env, &["--rm", "localhost/rl-wasm", "info", "podman"]);
     assert!(assert_ok(&out, "wasm run").contains("argv=/probe.wasm info podman"));
     assert_eq!(
@@ -532,18 +533,8 @@ fn containerd_runs_native_and_wasm_via_runc_binary() {
     let env = Env::new("containerd");
     // Images made with podman (private storage), saved as OCI archives.
     let p = Podman::new(&env);
-    p.import(
-        &env,
-        &image_dir(&env, "img", false),
-        "localhost/rl-bb",
-        "CMD [\"/bin/sh\"]",
-    );
-    p.import(
-        &env,
-        &image_dir(&env, "wimg", true),
-        "localhost/rl-wasm",
-        "ENTRYPOINT [\"/probe.wasm\"]",
-    );
+    p.import_busybox(&env);
+    p.import_wasm(&env);
     let d = Containerd::start(&env);
     for (image, file) in [
         ("localhost/rl-bb", "bb.tar"),

@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::io::{IoSliceMut, Read, Write};
+use std::io::{IoSliceMut, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::time::{Duration, Instant};
 
-use common::Env;
+use common::{read_until, Env};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 /// Accepts one connection and returns the fd it carries, as conmon does.
@@ -31,28 +30,6 @@ fn receive_fd(listener: &UnixListener) -> OwnedFd {
         }
     }
     panic!("no fd received on the console socket");
-}
-
-/// Reads from the pty master until `needle` shows up or time runs out.
-fn read_until(master: &OwnedFd, needle: &str) -> String {
-    let mut file = std::fs::File::from(master.try_clone().expect("dup"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut seen = String::new();
-    let mut buf = [0u8; 4096];
-    while Instant::now() < deadline && !seen.contains(needle) {
-        let mut fds = [nix::poll::PollFd::new(
-            std::os::fd::AsFd::as_fd(&file),
-            nix::poll::PollFlags::POLLIN,
-        )];
-        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16)).unwrap_or(0) == 0 {
-            continue;
-        }
-        match file.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-        }
-    }
-    seen
 }
 
 #[test]
@@ -129,17 +106,7 @@ fn foreground_run_relays_a_terminal() {
     let env = Env::new("console-run");
     env.config(|c| c["process"]["terminal"] = true.into());
     env.set_args(&["sh", "-c", "tty; read line; echo typed:$line; exit 3"]);
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = std::fs::File::from(pty.slave);
-    let mut child = env
-        .cmd()
-        .args(["run", "--bundle", env.bundle_str(), &env.id("t")])
-        .stdin(slave.try_clone().expect("dup"))
-        .stdout(slave.try_clone().expect("dup"))
-        .stderr(slave)
-        .spawn()
-        .expect("spawn run");
-    let master = pty.master;
+    let (mut child, master) = env.run_on_pty(&env.id("t"));
     let seen = read_until(&master, "/dev/pts/");
     assert!(seen.contains("/dev/pts/"), "{seen:?}");
     std::fs::File::from(master.try_clone().expect("dup"))

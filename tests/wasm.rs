@@ -520,26 +520,8 @@ fn wasm_container_with_a_terminal() {
     require_root!();
     let env = Env::new_wasm("wasm-tty", &["/app/probe-p1.wasm", "info", "tty"]);
     env.config(|c| c["process"]["terminal"] = true.into());
-    let pty = nix::pty::openpty(None, None).expect("openpty");
-    let slave = std::fs::File::from(pty.slave);
-    let mut child = env
-        .cmd()
-        .args(["run", "--bundle", env.bundle_str(), &env.id("t")])
-        .stdin(slave.try_clone().expect("dup"))
-        .stdout(slave.try_clone().expect("dup"))
-        .stderr(slave)
-        .spawn()
-        .expect("spawn run");
-    let mut master = std::fs::File::from(pty.master);
-    let mut seen = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut buf = [0u8; 1024];
-    while !seen.contains("cwd=") && std::time::Instant::now() < deadline {
-        match std::io::Read::read(&mut master, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
-        }
-    }
+    let (mut child, master) = env.run_on_pty(&env.id("t"));
+    let seen = common::read_until(&master, "cwd=");
     assert!(
         seen.contains("argv=/app/probe-p1.wasm info tty"),
         "{seen:?}"

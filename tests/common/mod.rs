@@ -290,6 +290,47 @@ fn read_back(mut f: std::fs::File) -> Vec<u8> {
     buf
 }
 
+impl Env {
+    /// `runlet run` of the bundle with a pty as stdin/stdout/stderr, as at
+    /// an interactive shell; returns the child and the pty master.
+    pub fn run_on_pty(&self, id: &str) -> (std::process::Child, std::os::fd::OwnedFd) {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let slave = std::fs::File::from(pty.slave);
+        let child = self
+            .cmd()
+            .args(["run", "--bundle", self.bundle_str(), id])
+            .stdin(slave.try_clone().expect("dup"))
+            .stdout(slave.try_clone().expect("dup"))
+            .stderr(slave)
+            .spawn()
+            .expect("spawn run");
+        (child, pty.master)
+    }
+}
+
+/// Reads from a pty master until `needle` shows up or 10 s pass.
+pub fn read_until(master: &std::os::fd::OwnedFd, needle: &str) -> String {
+    use std::io::Read;
+    let mut file = std::fs::File::from(master.try_clone().expect("dup"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !seen.contains(needle) {
+        let mut fds = [nix::poll::PollFd::new(
+            std::os::fd::AsFd::as_fd(&file),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16)).unwrap_or(0) == 0 {
+            continue;
+        }
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    seen
+}
+
 /// Compiles a C fixture from tests/fixtures with `cc`; Err says why not
 /// (no compiler: scripts/setup installs build-essential).
 pub fn build_c(source: &str, out: &Path, flags: &[&str]) -> Result<(), String> {
