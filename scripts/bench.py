@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/runlet-target"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", "/var/tmp/runlet-target")) / "x86_64-unknown-linux-gnu"
 RUNLET = str(TARGET / "release" / "runlet")
 PRECOMPILE = str(TARGET / "release" / "examples" / "precompile")
 ITER = int(os.environ.get("BENCH_ITER", "40"))

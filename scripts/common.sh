@@ -1,5 +1,8 @@
 # Shared by the scripts: where cargo builds, and a busybox bundle maker.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/runlet-target}"
+# .cargo/config.toml names the target explicitly (runlet is linked
+# statically), so cargo puts what it builds one level down.
+export RUNLET_BUILD_DIR="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu"
 
 # make_busybox_bundle DIR ARGS...: a bundle whose rootfs is busybox-static
 # and whose process runs ARGS (config.json from `runlet spec`).

@@ -1,45 +1,225 @@
-//! Removing a container's cgroup on `delete` (and when `create` fails).
+//! Where a container's cgroup goes, and removing it on `delete` (and when
+//! `create` fails).
 //!
-//! libcgroups' v1 manager finds each controller's directory by reading and
-//! parsing /proc/self/mountinfo once per controller: a dozen reads before it
-//! can remove anything. Profiling `runlet run` showed those reads (kernel
-//! mountinfo generation plus the parsing) as one of the largest costs in
-//! runlet's own code. On cgroupfs v1 — the host kind where this matters —
-//! runlet reads mountinfo once, then kills what is left in each controller's
-//! directory and removes it, deepest sub-cgroup first. Under systemd or on
-//! cgroup v2 it uses libcgroups as before.
+//! Three things here differ from libcgroups (youki's cgroup crate), each for
+//! a reason:
+//!
+//! - **Paths are cleaned as runc cleans them.** libcgroups joins
+//!   `linux.cgroupsPath` onto each controller's mount point as given, so
+//!   `../../tmp/x` climbs out of /sys/fs/cgroup and makes plain directories
+//!   on the host. runlet cleans the path lexically first (`..` stops at the
+//!   cgroup root, as runc's `utils.CleanPath`), and checks that every
+//!   directory it reads or removes is on a cgroup filesystem.
+//! - **The default path is under the caller's cgroup**, as runc places it,
+//!   so a limit set on whoever runs runlet also bounds its containers (see
+//!   [`resolve_path`]).
+//! - **Cleanup touches only the container.** libcgroups' removal kills every
+//!   process in the cgroup. A container given a shared cgroup (a pod slice,
+//!   `--cgroup-parent`, `/`) would take unrelated processes with it. runlet
+//!   kills the container's pid namespace through its init when it has one,
+//!   kills the whole cgroup only when it made that cgroup itself, removes
+//!   only the directories it made, and leaves a busy cgroup with a warning.
+//!
+//! On cgroupfs runlet also reads mountinfo once instead of once per
+//! controller (libcgroups' v1 manager): that was one of the largest costs
+//! in `runlet run`. Under systemd it uses libcgroups, whose scope is the
+//! container's own.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{bail, Result};
 use libcgroups::common::{CgroupConfig, CgroupSetup};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 
-/// Every directory of `cgroup_path` under the v1 controller mounts, from
-/// one read of mountinfo. Co-mounted controllers yield one directory.
-fn v1_dirs(cgroup_path: &Path) -> Option<Vec<PathBuf>> {
-    let rel = cgroup_path.strip_prefix("/").ok()?;
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// What of a container's cgroup runlet made at `create`, recorded in its
+/// state so that `delete` removes exactly that.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Ownership {
+    /// The container's cgroup did not exist before `create` (always true
+    /// for a systemd scope, which is the container's own).
+    pub owns: bool,
+    /// cgroupfs directories that did not exist before `create` (the
+    /// container's own and any parents made for it), parents first.
+    pub created: Vec<PathBuf>,
+}
+
+/// runc's `CleanPath`: a lexical clean in which `..` cannot climb above the
+/// start. A relative path stays relative.
+pub fn clean(path: &Path) -> PathBuf {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    let mut out = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    };
+    out.extend(parts);
+    out
+}
+
+/// Whether this host uses the unified (cgroup v2 only) hierarchy.
+fn unified() -> bool {
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(CgroupSetup::Unified)
+    )
+}
+
+/// The container's cgroups path, as runc resolves it.
+///
+/// - systemd: as given, or `system.slice:runlet:<id>` when unset.
+/// - cgroupfs, absolute: cleaned, below the cgroup root.
+/// - cgroupfs, relative or unset (`<id>`): below the caller's cgroup. On
+///   cgroup v2 that is the parent of the caller's cgroup (the caller's own
+///   has processes, so it cannot have children with controllers), as runc.
+///   On v1 runc uses the caller's cgroup of each controller; libcgroups
+///   places a container at one path in every hierarchy, so runlet uses the
+///   deepest of the caller's paths when the others are its ancestors (the
+///   usual case: the container is then below the caller in every
+///   controller), else the caller's memory cgroup.
+pub fn resolve_path(given: Option<&Path>, id: &str, systemd: bool) -> Result<PathBuf> {
+    if systemd {
+        return Ok(match given {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from(format!("system.slice:runlet:{id}")),
+        });
+    }
+    let inner = match given {
+        Some(p) if !p.as_os_str().is_empty() => clean(p),
+        _ => PathBuf::from(id),
+    };
+    if inner.is_absolute() {
+        return Ok(inner);
+    }
+    if inner.as_os_str().is_empty() {
+        bail!("linux.cgroupsPath: names no cgroup once cleaned");
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| anyhow::anyhow!("/proc/self/cgroup: {e}"))?;
+    Ok(caller_base(&own, unified()).join(inner))
+}
+
+/// The cgroup below which the caller's containers go, from the text of
+/// /proc/self/cgroup.
+fn caller_base(proc_cgroup: &str, unified: bool) -> PathBuf {
+    let mut v1: Vec<(String, PathBuf)> = Vec::new();
+    let mut v2 = PathBuf::from("/");
+    for line in proc_cgroup.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let path = clean(Path::new(path));
+        if ctrls.is_empty() {
+            v2 = path;
+        } else if !ctrls.starts_with("name=") {
+            v1.push((ctrls.to_string(), path));
+        }
+    }
+    if unified || v1.is_empty() {
+        return v2.parent().map(Path::to_path_buf).unwrap_or(v2);
+    }
+    let deepest = v1
+        .iter()
+        .map(|(_, p)| p.clone())
+        .max_by_key(|p| p.components().count())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    if v1.iter().all(|(_, p)| deepest.starts_with(p)) {
+        return deepest;
+    }
+    v1.iter()
+        .find(|(c, _)| c.split(',').any(|c| c == "memory"))
+        .map(|(_, p)| p.clone())
+        .unwrap_or(deepest)
+}
+
+/// The directories of `cgroup_path` in every hierarchy libcgroups uses on
+/// this host, from one read of mountinfo: the v1 controller mounts on a v1
+/// or hybrid host, the cgroup2 mount on a unified one. Co-mounted
+/// controllers yield one directory. Each lies below its mount point.
+fn hierarchy_dirs(cgroup_path: &Path) -> Option<Vec<PathBuf>> {
+    let rel = clean(cgroup_path.strip_prefix("/").ok()?);
+    libcgroups::common::get_cgroup_setup().ok()?;
+    let want = if unified() { "cgroup2 " } else { "cgroup " };
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mut dirs = BTreeSet::new();
     for line in mountinfo.lines() {
         // fields: id parent major:minor root mountpoint options ... - fstype source superopts
         let (pre, post) = line.split_once(" - ")?;
-        if !post.starts_with("cgroup ") {
+        if !post.starts_with(want) {
             continue;
         }
         let fields: Vec<&str> = pre.split(' ').collect();
         let (root, mountpoint) = (fields.get(3)?, fields.get(4)?);
         // A hierarchy mounted from a sub-cgroup only holds paths below it.
         let Ok(inner) = Path::new("/")
-            .join(rel)
+            .join(&rel)
             .strip_prefix(root)
             .map(Path::to_path_buf)
         else {
             continue;
         };
-        dirs.insert(Path::new(&unescape(mountpoint)).join(inner));
+        let mountpoint = PathBuf::from(unescape(mountpoint));
+        let dir = mountpoint.join(inner);
+        if dir.starts_with(&mountpoint) {
+            dirs.insert(dir);
+        }
     }
     Some(dirs.into_iter().collect())
+}
+
+/// What `create` is about to make: the directories of the container's
+/// cgroup (and parents) that do not exist yet. Computed before libcontainer
+/// creates them.
+pub fn plan(config: &CgroupConfig) -> Ownership {
+    if config.systemd_cgroup {
+        return Ownership {
+            owns: true,
+            created: Vec::new(),
+        };
+    }
+    let Some(leaves) = hierarchy_dirs(&config.cgroup_path) else {
+        return Ownership::default();
+    };
+    let mut created = Vec::new();
+    let mut owns = true;
+    for leaf in &leaves {
+        if leaf.exists() {
+            owns = false;
+            continue;
+        }
+        // The missing part of the chain, parents first.
+        let mut missing = Vec::new();
+        let mut d = leaf.as_path();
+        while !d.exists() {
+            missing.push(d.to_path_buf());
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        created.extend(missing.into_iter().rev());
+    }
+    Ownership {
+        owns: owns && !leaves.is_empty(),
+        created,
+    }
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo.
@@ -61,7 +241,20 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// Whether `dir` is on a cgroup filesystem (v1 or v2).
+fn is_cgroupfs(dir: &Path) -> bool {
+    nix::sys::statfs::statfs(dir).is_ok_and(|st| {
+        let t = st.filesystem_type().0;
+        t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
+    })
+}
+
+/// The processes of one cgroup directory. Reads nothing that is not on a
+/// cgroup filesystem: an ordinary file named cgroup.procs lists no pids.
 fn pids_in(dir: &Path) -> Vec<i32> {
+    if !is_cgroupfs(dir) {
+        return Vec::new();
+    }
     std::fs::read_to_string(dir.join("cgroup.procs"))
         .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
         .unwrap_or_default()
@@ -79,47 +272,111 @@ fn depth_first(dir: &Path, out: &mut Vec<PathBuf>) {
     out.push(dir.to_path_buf());
 }
 
-/// Kills every process left in the container's cgroup and removes it.
-pub fn remove(config: CgroupConfig, id: &str) -> anyhow::Result<()> {
-    let fast = !config.systemd_cgroup
-        && matches!(
-            libcgroups::common::get_cgroup_setup(),
-            Ok(CgroupSetup::Legacy | CgroupSetup::Hybrid)
-        );
-    let dirs = if fast {
-        v1_dirs(&config.cgroup_path)
-    } else {
+/// A container whose processes and cgroup are to go.
+pub struct Target<'a> {
+    pub id: &'a str,
+    pub config: CgroupConfig,
+    /// The init, when it is known to be the container's (start time
+    /// checked) and has not been reaped.
+    pub init: Option<Pid>,
+    /// The container has a pid namespace of its own.
+    pub own_pidns: bool,
+    pub ownership: &'a Ownership,
+}
+
+/// Kills the container's processes and removes the cgroup runlet made for
+/// it. Never signals a process outside the container: with a pid namespace
+/// of its own, killing its init ends every process in it; without one,
+/// the whole cgroup is killed only when runlet made that cgroup.
+pub fn remove(t: Target) -> Result<()> {
+    let id = t.id;
+    let leaves = if t.config.systemd_cgroup {
         None
+    } else {
+        hierarchy_dirs(&t.config.cgroup_path)
     };
-    let Some(dirs) = dirs else {
-        return remove_with_libcgroups(config, id);
-    };
+    match t.init {
+        Some(init) if t.own_pidns => kill_pidns_init(id, init),
+        _ if t.ownership.owns => match &leaves {
+            Some(leaves) => {
+                let mut all = Vec::new();
+                for d in leaves.iter().filter(|d| d.exists()) {
+                    depth_first(d, &mut all);
+                }
+                kill_until_empty(id, || Some(all.iter().flat_map(|d| pids_in(d)).collect()));
+            }
+            None => {
+                if let Some(init) = t.init {
+                    kill_pidns_init(id, init);
+                }
+            }
+        },
+        Some(init) => kill_pidns_init(id, init),
+        None => {}
+    }
+    match leaves {
+        // Only what runlet made: a shared or pre-existing cgroup stays.
+        Some(leaves) => {
+            remove_dirs(id, &leaves, &t.ownership.created);
+            Ok(())
+        }
+        None if t.ownership.owns => remove_with_libcgroups(t.config, id),
+        None => Ok(()),
+    }
+}
+
+/// SIGKILLs `init` and waits until it is gone or a zombie. When it is the
+/// init of a pid namespace the kernel kills every other process in that
+/// namespace first.
+fn kill_pidns_init(id: &str, init: Pid) {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    let _ = kill(init, Signal::SIGKILL);
+    for _ in 0..400 {
+        // Our own child (a foreground run's init) is reaped here.
+        let _ = waitpid(init, Some(WaitPidFlag::WNOHANG));
+        if !crate::state::is_live(init.as_raw()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    tracing::warn!(%id, pid = init.as_raw(), "container init survived SIGKILL");
+}
+
+/// Removes each container cgroup directory runlet made (sub-cgroups first)
+/// and then the parents made for it. A cgroup that stays busy is left, with
+/// a warning; a parent still used by another container stays too.
+fn remove_dirs(id: &str, leaves: &[PathBuf], created: &[PathBuf]) {
     let mut all = Vec::new();
-    for d in dirs.iter().filter(|d| d.exists()) {
+    for d in leaves.iter().filter(|d| created.contains(d) && d.exists()) {
         depth_first(d, &mut all);
     }
-    kill_until_empty(id, || Some(all.iter().flat_map(|d| pids_in(d)).collect()));
-    for d in &all {
-        for attempt in 0..20 {
+    for d in all.iter().filter(|d| is_cgroupfs(d)) {
+        for attempt in 0..40 {
             match std::fs::remove_dir(d) {
                 Ok(()) => break,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e) if attempt == 19 => {
-                    anyhow::bail!("container {id}: removing cgroup {}: {e}", d.display())
+                Err(e) if attempt == 39 => {
+                    tracing::warn!(%id, "cgroup {} left in place: {e}", d.display());
+                    eprintln!(
+                        "runlet: warning: container {id}: cgroup {} is busy and was left in place: {e}",
+                        d.display()
+                    );
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }
         }
     }
-    Ok(())
+    for d in created.iter().rev() {
+        if !leaves.contains(d) && d.exists() && is_cgroupfs(d) {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
 }
 
 /// SIGKILLs the processes `pids` lists until it lists none (or cannot
 /// tell), reaping those that are our own children (a foreground run's init).
 fn kill_until_empty(id: &str, pids: impl Fn() -> Option<Vec<i32>>) {
-    use nix::sys::signal::{kill, Signal};
     use nix::sys::wait::{waitpid, WaitPidFlag};
-    use nix::unistd::Pid;
     for _ in 0..200 {
         let left = match pids() {
             Some(p) if !p.is_empty() => p,
@@ -134,7 +391,7 @@ fn kill_until_empty(id: &str, pids: impl Fn() -> Option<Vec<i32>>) {
     tracing::warn!(%id, "processes of the container survived SIGKILL");
 }
 
-fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> anyhow::Result<()> {
+fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> Result<()> {
     use libcgroups::common::CgroupManager;
     let manager = match libcgroups::common::create_cgroup_manager(config) {
         Ok(m) => m,
@@ -143,6 +400,7 @@ fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> anyhow::Result<()> 
             return Ok(());
         }
     };
+    // A systemd scope holds the container's processes only.
     kill_until_empty(id, || {
         manager
             .get_all_pids()
@@ -152,6 +410,95 @@ fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> anyhow::Result<()> 
     manager
         .remove()
         .map_err(|e| anyhow::anyhow!("container {id}: removing cgroup: {e}"))
+}
+
+/// Device rules runlet adds in front of the config's: deny everything
+/// first, as runc does. libcgroups' v1 controller writes only the config's
+/// rules and its defaults into `devices.allow`, so a new cgroup keeps the
+/// parent's `a *:* rwm` and every device stays open (eBPF on v2 starts from
+/// deny already; the rule is harmless there).
+pub fn deny_all_devices_first(spec: &mut libcontainer::oci_spec::runtime::Spec) -> Result<()> {
+    use libcontainer::oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxResourcesBuilder};
+    let Some(mut linux) = spec.linux().clone() else {
+        return Ok(());
+    };
+    let mut resources = match linux.resources().clone() {
+        Some(r) => r,
+        None => LinuxResourcesBuilder::default().build()?,
+    };
+    let mut rules = vec![LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .access("rwm")
+        .build()?];
+    rules.extend(resources.devices().clone().unwrap_or_default());
+    resources.set_devices(Some(rules));
+    linux.set_resources(Some(resources));
+    spec.set_linux(Some(linux));
+    Ok(())
+}
+
+/// The defaults libcgroups allows after the config's rules that runc does
+/// not: /dev/console (5:1) and tun/tap (10:200). On v1 runlet denies them
+/// again right after create, unless the config allows them itself.
+pub fn deny_extra_defaults(
+    config: &CgroupConfig,
+    spec: &libcontainer::oci_spec::runtime::Spec,
+) -> Result<()> {
+    use libcontainer::oci_spec::runtime::LinuxDeviceType;
+    if config.systemd_cgroup || unified() {
+        return Ok(());
+    }
+    let allowed_by_config = |major: i64, minor: i64| {
+        spec.linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_ref())
+            .is_some_and(|rules| {
+                rules.iter().any(|r| {
+                    r.allow()
+                        && matches!(r.typ(), Some(LinuxDeviceType::C) | Some(LinuxDeviceType::A))
+                        && r.major().is_none_or(|m| m == major)
+                        && r.minor().is_none_or(|m| m == minor)
+                })
+            })
+    };
+    let Some(dirs) = hierarchy_dirs(&config.cgroup_path) else {
+        return Ok(());
+    };
+    for dir in dirs.iter().filter(|d| d.join("devices.deny").exists()) {
+        for (major, minor) in [(5, 1), (10, 200)] {
+            if !allowed_by_config(major, minor) {
+                std::fs::write(dir.join("devices.deny"), format!("c {major}:{minor} rwm"))
+                    .map_err(|e| anyhow::anyhow!("{}/devices.deny: {e}", dir.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `linux.resources.unified` needs cgroup v2; runc refuses it elsewhere
+/// rather than dropping the limits, and so does runlet.
+pub fn check_unified(spec: &libcontainer::oci_spec::runtime::Spec) -> Result<()> {
+    let keys = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.unified().as_ref())
+        .filter(|u| !u.is_empty());
+    if let Some(u) = keys {
+        if !unified() {
+            let mut keys: Vec<&String> = u.keys().collect();
+            keys.sort();
+            bail!(
+                "linux.resources.unified: {} cannot be applied: this host does not use cgroup v2 (unified hierarchy)",
+                keys.iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -166,7 +513,64 @@ mod tests {
     }
 
     #[test]
-    fn relative_paths_are_not_v1_paths() {
-        assert!(v1_dirs(Path::new("system.slice:runlet:x")).is_none());
+    fn relative_paths_are_not_hierarchy_paths() {
+        assert!(hierarchy_dirs(Path::new("system.slice:runlet:x")).is_none());
+    }
+
+    #[test]
+    fn clean_never_climbs_above_the_root() {
+        for (given, want) in [
+            ("../../tmp/x", "tmp/x"),
+            ("/../../tmp/x", "/tmp/x"),
+            ("/a/../../b/./c/", "/b/c"),
+            ("a/b/../c", "a/c"),
+            ("..", ""),
+            ("/", "/"),
+        ] {
+            assert_eq!(clean(Path::new(given)), PathBuf::from(want), "{given}");
+        }
+    }
+
+    #[test]
+    fn caller_base_follows_runc() {
+        // v2: the parent of the caller's cgroup.
+        assert_eq!(
+            caller_base("0::/user.slice/session-1.scope\n", true),
+            PathBuf::from("/user.slice")
+        );
+        // v1 with paths on one chain: the deepest.
+        let v1 = "9:name=systemd:/\n8:pids:/\n4:memory:/machine/abc\n1:cpu,cpuacct:/\n0::/\n";
+        assert_eq!(caller_base(v1, false), PathBuf::from("/machine/abc"));
+        // v1 with diverging paths: the memory cgroup.
+        let v1 = "8:pids:/a/x\n4:memory:/b/y\n";
+        assert_eq!(caller_base(v1, false), PathBuf::from("/b/y"));
+        // All at the root.
+        assert_eq!(
+            caller_base("4:memory:/\n8:pids:/\n", false),
+            PathBuf::from("/")
+        );
+    }
+
+    #[test]
+    fn resolve_cleans_and_defaults() {
+        assert_eq!(
+            resolve_path(Some(Path::new("/../../tmp/x")), "c", false).expect("path"),
+            PathBuf::from("/tmp/x")
+        );
+        assert_eq!(
+            resolve_path(None, "c", true).expect("path"),
+            PathBuf::from("system.slice:runlet:c")
+        );
+        let default = resolve_path(None, "c", false).expect("path");
+        assert!(
+            default.is_absolute() && default.ends_with("c"),
+            "{default:?}"
+        );
+        let relative = resolve_path(Some(Path::new("../../x/y")), "c", false).expect("path");
+        assert!(
+            relative.ends_with("x/y") && relative.is_absolute(),
+            "{relative:?}"
+        );
+        assert!(resolve_path(Some(Path::new("..")), "c", false).is_err());
     }
 }

@@ -66,6 +66,11 @@ pub struct GlobalOpts {
     #[arg(long = "wasm-cache", global = true, env = "RUNLET_WASM_CACHE", default_value = runlet_handler::cache::DEFAULT_DIR)]
     pub wasm_cache: PathBuf,
 
+    /// Largest Wasm module `create` reads and compiles, in bytes (K, M, G
+    /// suffixes accepted); a larger entrypoint fails `create`
+    #[arg(long = "wasm-max-module-size", global = true, env = "RUNLET_WASM_MAX_MODULE_SIZE", default_value = "64M", value_parser = parse_size)]
+    pub wasm_max_module_size: u64,
+
     /// Print version information
     #[arg(short = 'v', long = "version")]
     pub version: bool,
@@ -283,4 +288,21 @@ pub struct ExecArgs {
     /// The command and its arguments (unless --process is given)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+/// A size in bytes, with an optional K, M or G (binary) suffix.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?} is not a size in bytes (e.g. 67108864, 64M, 1G)"))
 }

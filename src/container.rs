@@ -70,16 +70,21 @@ pub fn create_init(mut req: InitRequest) -> Result<Container> {
         Err(e) => bail!("state dir {}: {e}", dir.display()),
     }
 
-    // runc's default when the spec has no cgroupsPath.
+    // The cgroups path as runc resolves it: cleaned, and below the caller's
+    // cgroup when unset or relative (src/cgroups.rs).
     if let Some(linux) = req.spec.linux().as_ref() {
-        if linux.cgroups_path().is_none() {
-            let mut linux = linux.clone();
-            linux.set_cgroups_path(Some(crate::spec::default_cgroups_path(
-                &req.id,
-                req.systemd,
-            )));
-            req.spec.set_linux(Some(linux));
-        }
+        let path =
+            crate::cgroups::resolve_path(linux.cgroups_path().as_deref(), &req.id, req.systemd);
+        let path = match path {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(e);
+            }
+        };
+        let mut linux = linux.clone();
+        linux.set_cgroups_path(Some(path));
+        req.spec.set_linux(Some(linux));
     }
     let cgroup_path = req
         .spec
@@ -88,18 +93,45 @@ pub fn create_init(mut req: InitRequest) -> Result<Container> {
         .and_then(|l| l.cgroups_path().clone())
         .unwrap_or_default();
     let cgroups = cgroup_config(cgroup_path, req.systemd, &req.id);
+    let ownership = crate::cgroups::plan(&cgroups);
+    let own_pidns = has_own_pidns(&req.spec);
 
     let id = req.id.clone();
-    match build_init(req, &dir, cgroups.clone()) {
+    match build_init(req, &dir, cgroups.clone(), ownership.clone()) {
         Ok(done) => Ok(done),
         Err(err) => {
-            remove_everything(&dir, cgroups, &id);
+            remove_everything(
+                &dir,
+                crate::cgroups::Target {
+                    id: &id,
+                    config: cgroups,
+                    init: None,
+                    own_pidns,
+                    ownership: &ownership,
+                },
+            );
             Err(err)
         }
     }
 }
 
-fn build_init(req: InitRequest, dir: &Path, cgroups: CgroupConfig) -> Result<Container> {
+/// Whether the spec asks for a new pid namespace (not one joined by path).
+pub fn has_own_pidns(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+        })
+}
+
+fn build_init(
+    req: InitRequest,
+    dir: &Path,
+    cgroups: CgroupConfig,
+    ownership: crate::cgroups::Ownership,
+) -> Result<Container> {
     let spec = req.spec;
     let rootfs = spec
         .root()
@@ -107,6 +139,7 @@ fn build_init(req: InitRequest, dir: &Path, cgroups: CgroupConfig) -> Result<Con
         .map(|r| r.path().clone())
         .ok_or_else(|| anyhow!("root: missing"))?;
 
+    let req_id = req.id.clone();
     let mut container = Container::new(&req.id, ContainerStatus::Creating, None, &req.bundle, dir)
         .map_err(|e| anyhow!("{e}"))?;
     container
@@ -135,6 +168,8 @@ fn build_init(req: InitRequest, dir: &Path, cgroups: CgroupConfig) -> Result<Con
         init_start_time: None,
         handler: req.handler,
         notify_socket: req.notify_socket,
+        own_pidns: has_own_pidns(&spec),
+        cgroup: ownership,
     };
     extra.save(dir)?;
 
@@ -160,7 +195,21 @@ fn build_init(req: InitRequest, dir: &Path, cgroups: CgroupConfig) -> Result<Con
     };
     let pid = libcontainer::process::container_main_process::container_main_process(&args)
         .map_err(|e| anyhow!("{}", root_cause(&e)))?;
-    apply_mount_propagation(&args.spec, pid)?;
+    // From here on the init exists: a failure must take it down too.
+    let finish = || -> Result<()> {
+        crate::cgroups::deny_extra_defaults(&args.cgroup_config, &args.spec)?;
+        crate::mounts::finish(&args.spec, pid)
+    };
+    if let Err(e) = finish() {
+        crate::cgroups::remove(crate::cgroups::Target {
+            id: &req_id,
+            config: args.cgroup_config.clone(),
+            init: Some(pid),
+            own_pidns: extra.own_pidns,
+            ownership: &extra.cgroup,
+        })?;
+        return Err(e);
+    }
 
     extra.init_start_time = state::process_start_time(pid.as_raw());
     extra.save(dir)?;
@@ -171,93 +220,6 @@ fn build_init(req: InitRequest, dir: &Path, cgroups: CgroupConfig) -> Result<Con
         .save()
         .map_err(|e| anyhow!("saving state: {e}"))?;
     Ok(container)
-}
-
-/// The propagation options of a mount (`rshared`, `slave`, ...) as flags.
-fn propagation_flags(options: &[String]) -> Option<nix::mount::MsFlags> {
-    use nix::mount::MsFlags;
-    let mut flags = None;
-    for o in options {
-        let f = match o.as_str() {
-            "shared" => MsFlags::MS_SHARED,
-            "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-            "slave" => MsFlags::MS_SLAVE,
-            "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            "private" => MsFlags::MS_PRIVATE,
-            "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-            "unbindable" => MsFlags::MS_UNBINDABLE,
-            "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-            _ => continue,
-        };
-        flags = Some(f);
-    }
-    flags
-}
-
-/// libcontainer 0.7 mounts with open_tree/fsmount + mount_setattr and
-/// never sets a mount's propagation, so `rshared`/`rslave` on a bind mount
-/// (Kubernetes' Bidirectional and HostToContainer volumes) were lost. The
-/// init is waiting for `start` by now with every mount in place: a child
-/// joins its mount namespace (setns makes the container's root its own)
-/// and sets each mount's propagation as the spec asks.
-fn apply_mount_propagation(spec: &Spec, pid: Pid) -> Result<()> {
-    let wanted: Vec<(PathBuf, nix::mount::MsFlags)> = spec
-        .mounts()
-        .iter()
-        .flatten()
-        .filter_map(|m| {
-            let flags = propagation_flags(m.options().as_deref().unwrap_or_default())?;
-            Some((m.destination().clone(), flags))
-        })
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let has_userns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-    let open = |name: &str| {
-        fs::File::open(format!("/proc/{pid}/ns/{name}"))
-            .map_err(|e| anyhow!("propagation: /proc/{pid}/ns/{name}: {e}"))
-    };
-    let userns = if has_userns {
-        Some(open("user")?)
-    } else {
-        None
-    };
-    let mntns = open("mnt")?;
-    // SAFETY: runlet is single-threaded here; the child only makes system
-    // calls (setns, mount) and exits without returning into Rust code that
-    // could depend on the parent's state.
-    match unsafe { nix::unistd::fork() }.map_err(|e| anyhow!("fork: {e}"))? {
-        nix::unistd::ForkResult::Child => {
-            use nix::sched::{setns, CloneFlags};
-            let mut ok = userns
-                .as_ref()
-                .is_none_or(|u| setns(u, CloneFlags::CLONE_NEWUSER).is_ok())
-                && setns(&mntns, CloneFlags::CLONE_NEWNS).is_ok();
-            for (dest, flags) in &wanted {
-                ok = ok
-                    && nix::mount::mount::<str, PathBuf, str, str>(None, dest, None, *flags, None)
-                        .is_ok();
-            }
-            // SAFETY: _exit ends the forked child without running destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-        }
-        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-            _ => bail!(
-                "mounts: setting the propagation of {} failed",
-                wanted
-                    .iter()
-                    .map(|(d, _)| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        },
-    }
 }
 
 /// Absent capability sets mean empty ones (runc's reading of the spec);
@@ -339,10 +301,11 @@ pub fn root_cause(err: &dyn std::error::Error) -> String {
     msg
 }
 
-/// Kills whatever runs in the container's cgroup, removes the cgroup and the
-/// state dir. Used when create fails and by delete.
-pub fn remove_everything(dir: &Path, cgroups: CgroupConfig, id: &str) {
-    if let Err(e) = crate::cgroups::remove(cgroups, id) {
+/// Kills the container's processes, removes the cgroup runlet made for it
+/// and the state dir. Used when create fails and by delete.
+pub fn remove_everything(dir: &Path, target: crate::cgroups::Target) {
+    let id = target.id.to_string();
+    if let Err(e) = crate::cgroups::remove(target) {
         tracing::warn!("{e:#}");
     }
     if let Err(e) = fs::remove_dir_all(dir) {

@@ -1,5 +1,5 @@
 //! runlet: a runc-compatible OCI runtime built on youki's libcontainer,
-//! with room for an embedded WebAssembly handler (see src/dispatch.rs).
+//! with an embedded WebAssembly handler (see src/dispatch.rs and src/wasm.rs).
 
 mod cgroups;
 mod cli;
@@ -9,6 +9,7 @@ mod dispatch;
 mod foreground;
 mod handlers;
 mod logging;
+mod mounts;
 mod notify;
 mod protect;
 mod rootfs;
@@ -28,6 +29,8 @@ pub struct Ctx {
     pub rootless: bool,
     /// The compiled Wasm code cache.
     pub wasm_cache: std::path::PathBuf,
+    /// The largest Wasm module `create` reads and compiles.
+    pub wasm_max_module_size: u64,
 }
 
 impl Ctx {
@@ -54,6 +57,7 @@ impl Ctx {
             systemd,
             rootless,
             wasm_cache: g.wasm_cache.clone(),
+            wasm_max_module_size: g.wasm_max_module_size,
         })
     }
 }

@@ -36,29 +36,7 @@ use std::os::unix::ffi::OsStrExt;
 /// silently ignores the read-only flag cannot make runlet loop.
 const SEALED_ENV: &str = "_RUNLET_SEALED";
 
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
-const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
-const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// Whether a file descriptor refers to a file on a read-only mount.
-pub fn on_readonly_mount(fd: RawFd) -> io::Result<bool> {
-    // SAFETY: statvfs is plain data; fstatvfs fills it or fails.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fd is a valid descriptor owned by the caller for this call.
-    if unsafe { libc::fstatvfs(fd, &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.f_flag & libc::ST_RDONLY != 0)
-}
+use runlet_handler::rofs::on_readonly_mount;
 
 /// Ensures the running image is one a container cannot write to, re-executing
 /// the current process if needed. Returns only when the image is protected
@@ -96,44 +74,7 @@ pub fn ensure_protected_exe() -> anyhow::Result<()> {
 }
 
 fn readonly_clone_of_exe() -> io::Result<OwnedFd> {
-    let path = c"/proc/self/exe";
-    // SAFETY: open_tree takes a dirfd, a NUL-terminated path and flags; the
-    // returned descriptor (if any) is owned by us.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by open_tree and is not owned elsewhere.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: attr is a properly laid out struct mount_attr that outlives the
-    // call; the empty path with AT_EMPTY_PATH refers to `tree` itself.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(tree)
+    runlet_handler::rofs::readonly_tree(std::path::Path::new("/proc/self/exe"))
 }
 
 fn is_sealed_memfd(fd: RawFd) -> bool {

@@ -173,17 +173,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// runc's default cgroup path when `linux.cgroupsPath` is unset: `/<id>`
-/// under cgroupfs and `system.slice:runlet:<id>` (a `runlet-<id>.scope`)
-/// under systemd, where runc uses its own name as the scope prefix.
-pub fn default_cgroups_path(id: &str, systemd: bool) -> PathBuf {
-    if systemd {
-        PathBuf::from(format!("system.slice:runlet:{id}"))
-    } else {
-        PathBuf::from(format!("/{id}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,14 +211,5 @@ mod tests {
         let mut s = base();
         s.set_version("2.0.0".into());
         assert!(validate(&s).unwrap_err().to_string().contains("ociVersion"));
-    }
-
-    #[test]
-    fn default_cgroup_paths() {
-        assert_eq!(default_cgroups_path("abc", false), PathBuf::from("/abc"));
-        assert_eq!(
-            default_cgroups_path("abc", true),
-            PathBuf::from("system.slice:runlet:abc")
-        );
     }
 }

@@ -31,6 +31,12 @@ pub struct RunletState {
     /// The caller's NOTIFY_SOCKET, when sd_notify is relayed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notify_socket: Option<PathBuf>,
+    /// The container has a pid namespace of its own (not joined by path).
+    #[serde(default)]
+    pub own_pidns: bool,
+    /// What of the container's cgroup runlet made (removed by `delete`).
+    #[serde(default)]
+    pub cgroup: crate::cgroups::Ownership,
 }
 
 impl RunletState {
@@ -85,6 +91,17 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 2..];
     // rest starts at field 3 (state); starttime is field 22.
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn is_live(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..i + 3))
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
 
 /// A container loaded from the state root, with its status made current.

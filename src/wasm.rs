@@ -9,6 +9,14 @@
 //! at create (a volume mounted over the rootfs), it is loaded inside the
 //! container instead, without the cache.
 //!
+//! Bounds: `create` reads at most `--wasm-max-module-size` bytes (64 MiB by
+//! default) of an entrypoint and refuses a larger one before reading it, so
+//! a huge or sparse file cannot make the runtime's memory and compile time
+//! unbounded (compilation runs on the host, before the container's cgroup
+//! exists). And since a Wasm container's init is runlet for its whole life,
+//! `create` and `exec` refuse to go on when any file mapped into runlet is
+//! on a writable mount (see `runlet_handler::rofs`, docs/security.md).
+//!
 //! The executor runs in the container's init process after namespaces,
 //! mounts, cgroup, capabilities and the seccomp filter are in place — the
 //! same sandbox a native process gets — and ends that process with the
@@ -45,20 +53,37 @@ pub fn executor_for(
     workload: &Workload,
     process: &Process,
     root: &Path,
-    cache_dir: &Path,
+    ctx: &crate::Ctx,
     exec_notify_fd: Option<RawFd>,
 ) -> Result<Box<dyn Executor>> {
     match workload {
         Workload::Native => Ok(libcontainer::workload::default::get_executor()),
         Workload::Wasm { engine } => {
-            let mut executor = prepare(engine, process, root, cache_dir)?;
+            let mut executor = prepare(engine, process, root, ctx)?;
             executor.exec_notify_fd = exec_notify_fd;
+            refuse_writable_mappings()?;
             Ok(Box::new(executor))
         }
     }
 }
 
-fn prepare(engine: &str, process: &Process, root: &Path, cache_dir: &Path) -> Result<WasmExecutor> {
+/// Fails when a host file on a writable mount is mapped into this process:
+/// the container's init (or exec process), cloned from it, would expose it
+/// through `/proc/<pid>/map_files/` for the container's whole life.
+fn refuse_writable_mappings() -> Result<()> {
+    let files = runlet_handler::rofs::writable_mapped_files()
+        .map_err(|e| anyhow!("checking runlet's mapped files: {e}"))?;
+    if files.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    anyhow::bail!(
+        "refusing to run a Wasm container: {} mapped into runlet from a writable mount, which the container could open for writing through /proc/1/map_files; install it on a read-only mount (docs/security.md)",
+        names.join(", ")
+    )
+}
+
+fn prepare(engine: &str, process: &Process, root: &Path, ctx: &crate::Ctx) -> Result<WasmExecutor> {
     let handler = crate::handlers::get(engine)?;
     let args0 = process
         .args()
@@ -81,10 +106,9 @@ fn prepare(engine: &str, process: &Process, root: &Path, cache_dir: &Path) -> Re
             exec_notify_fd: None,
         });
     };
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut bytes)
+    let bytes = read_bounded(&mut file, ctx.wasm_max_module_size)
         .map_err(|e| anyhow!("process.args[0] {}: {e}", module_path.display()))?;
-    let cache = match Cache::open(cache_dir) {
+    let cache = match Cache::open(&ctx.wasm_cache) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!("wasm cache unusable, compiling without it: {e}");
@@ -101,6 +125,27 @@ fn prepare(engine: &str, process: &Process, root: &Path, cache_dir: &Path) -> Re
         module_path,
         exec_notify_fd: None,
     })
+}
+
+/// The whole file, refused without reading it when it is larger than `max`
+/// (and read no further than `max` should it grow meanwhile).
+fn read_bounded(file: &mut std::fs::File, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let too_large = |size: u64| {
+        anyhow!(
+            "{size} bytes is larger than the {max}-byte Wasm module limit (--wasm-max-module-size)"
+        )
+    };
+    let size = file.metadata()?.len();
+    if size > max {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 fn invocation(spec: &Spec, module_path: &Path) -> Invocation {

@@ -39,15 +39,14 @@ fn create_start_kill_delete() {
     }
     let pid = st["pid"].as_i64().expect("pid") as i32;
     assert!(pid > 0 && alive(pid));
-    // runc's default cgroup path when cgroupsPath is unset: /<id>.
+    // runc's default cgroup path when cgroupsPath is unset: <caller's>/<id>.
+    let pids_dir = common::cgroup_v1_dir("pids", &id);
     assert!(
-        std::path::Path::new("/sys/fs/cgroup/pids")
-            .join(&id)
-            .exists(),
-        "cgroup /{id} not created"
+        pids_dir.exists(),
+        "cgroup {} not created",
+        pids_dir.display()
     );
-    let procs =
-        std::fs::read_to_string(format!("/sys/fs/cgroup/pids/{id}/cgroup.procs")).expect("procs");
+    let procs = std::fs::read_to_string(pids_dir.join("cgroup.procs")).expect("procs");
     assert!(
         procs.lines().any(|l| l == pid.to_string()),
         "init {pid} not in its cgroup: {procs}"
@@ -318,8 +317,9 @@ fn pause_and_resume() {
     env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
     env.ok(&["pause", &id]);
     assert_eq!(env.status(&id), "paused");
-    let freezer = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/{id}/freezer.state"))
-        .expect("freezer");
+    let freezer =
+        std::fs::read_to_string(common::cgroup_v1_dir("freezer", &id).join("freezer.state"))
+            .expect("freezer");
     assert_eq!(freezer.trim(), "FROZEN");
     env.fails(&["resume", &env.id("nope")], "does not exist");
     env.ok(&["resume", &id]);

@@ -143,3 +143,367 @@ fn exec_process_image_is_read_only() {
     let _ = child.wait();
     env.ok(&["delete", "-f", &id]);
 }
+
+/// Capabilities for every set but inheritable/ambient.
+fn give_caps(env: &Env, caps: &[&str]) {
+    env.config(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set] = serde_json::json!(caps);
+        }
+    });
+}
+
+/// Opens every `/proc/1/map_files` entry of the container, read-only and
+/// then read-write, from a shell `exec`'d into it, and returns the lines:
+/// `readable X` for a read-only open that worked, `WRITABLE X` for a
+/// read-write one. The read-write open is closed at once: nothing is ever
+/// written (`<>` neither truncates nor writes).
+fn map_files_report(env: &Env, id: &str) -> String {
+    let out = env.ok(&[
+        "exec",
+        id,
+        "sh",
+        "-c",
+        "for f in /proc/1/map_files/*; do \
+           (exec 3<\"$f\") 2>/dev/null && echo \"readable $f\"; \
+           (exec 3<>\"$f\") 2>/dev/null && echo \"WRITABLE $f\"; \
+         done; echo done",
+    ]);
+    assert!(out.contains("done"), "{out}");
+    out
+}
+
+fn assert_no_writable_mapping(report: &str, what: &str) {
+    let readable = report.lines().filter(|l| l.starts_with("readable")).count();
+    assert!(
+        readable > 0,
+        "{what}: no map_files entry could be opened at all, the test proves nothing: {report}"
+    );
+    assert!(
+        !report.contains("WRITABLE"),
+        "{what}: a file mapped into runlet opened read-write from the container: {report}"
+    );
+}
+
+#[test]
+fn no_host_file_writable_through_map_files() {
+    require_root!();
+    // The attacker: root in the container with CAP_SYS_PTRACE and
+    // CAP_CHECKPOINT_RESTORE (what /proc/<pid>/map_files needs), no
+    // CAP_SYS_ADMIN.
+    let caps = [
+        "CAP_SYS_PTRACE",
+        "CAP_CHECKPOINT_RESTORE",
+        "CAP_DAC_OVERRIDE",
+        "CAP_KILL",
+    ];
+
+    // A Wasm container: its PID 1 is runlet (with the compiled module from
+    // the cache mapped) for its whole life.
+    let env = Env::new_wasm("mapfiles", &["/app/probe-p1.wasm", "sleep", "30"]);
+    give_caps(&env, &caps);
+    let id = env.id("w");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    let report = map_files_report(&env, &id);
+    assert_no_writable_mapping(&report, "wasm init");
+    env.ok(&["delete", "-f", &id]);
+    // Warm start: the module now comes from the cache file.
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    let report = map_files_report(&env, &id);
+    assert_no_writable_mapping(&report, "wasm init, cached module");
+    assert!(
+        report.lines().filter(|l| l.starts_with("readable")).count() >= 2,
+        "expected the runtime image and the cache file mapped: {report}"
+    );
+    env.ok(&["delete", "-f", &id]);
+
+    // A native container between create and start: PID 1 is runlet.
+    let env = Env::new("mapfiles-native");
+    give_caps(&env, &caps);
+    let id = env.id("n");
+    env.ok(&["create", "--bundle", env.bundle_str(), &id]);
+    let report = map_files_report(&env, &id);
+    assert_no_writable_mapping(&report, "native init before start");
+    env.ok(&["delete", "-f", &id]);
+}
+
+#[test]
+fn cgroupfs_is_read_only_in_the_container() {
+    require_root!();
+    for cgroupns in [false, true] {
+        // runlet spec's default capabilities and its `ro` cgroup mount.
+        let env = Env::new("cgroup-ro");
+        env.config(|c| {
+            let ns = c["linux"]["namespaces"].as_array_mut().expect("namespaces");
+            ns.retain(|n| n["type"] != "cgroup");
+            if cgroupns {
+                ns.push(serde_json::json!({"type": "cgroup"}));
+            }
+        });
+        let id = env.id("c");
+        env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+        // Opened for appending (no truncation) and closed at once.
+        let out = env.ok(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "for f in /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max \
+                      /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/unified/cgroup.subtree_control; do \
+               [ -e \"$f\" ] || continue; echo \"exists $f\"; \
+               (exec 3>>\"$f\") 2>/dev/null && echo \"OPENED $f\"; \
+             done; \
+             busybox mkdir /sys/fs/cgroup/pids/sub 2>/dev/null && echo MKDIR; \
+             echo done",
+        ]);
+        assert!(out.contains("done"), "{out}");
+        assert!(out.contains("exists "), "no cgroup files visible: {out}");
+        assert!(
+            !out.contains("OPENED") && !out.contains("MKDIR"),
+            "cgroupns={cgroupns}: cgroupfs writable: {out}"
+        );
+        env.ok(&["delete", "-f", &id]);
+        env.assert_gone(&id);
+    }
+}
+
+#[test]
+fn devices_are_denied_unless_allowed() {
+    require_root!();
+    for resources in [serde_json::json!({"devices": []}), serde_json::Value::Null] {
+        let env = Env::new("devices");
+        give_caps(&env, &["CAP_MKNOD", "CAP_DAC_OVERRIDE"]);
+        env.config(|c| match &resources {
+            serde_json::Value::Null => {
+                c["linux"]
+                    .as_object_mut()
+                    .expect("linux")
+                    .remove("resources");
+            }
+            r => c["linux"]["resources"] = r.clone(),
+        });
+        let id = env.id("d");
+        env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+        // mknod of /dev/kmsg (1:11) may work (runc allows `m` for every
+        // device); opening it must not. Never written: opened and closed.
+        let out = env.ok(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "busybox mknod /dev/kmsg-test c 1 11 && echo MADE; \
+             (exec 3>>/dev/kmsg-test) 2>/dev/null && echo OPENED; \
+             (exec 3>>/dev/null) && echo NULL-OK; echo done",
+        ]);
+        assert!(out.contains("done") && out.contains("NULL-OK"), "{out}");
+        assert!(
+            !out.contains("OPENED"),
+            "{resources}: /dev/kmsg opened inside the container: {out}"
+        );
+        let list =
+            std::fs::read_to_string(common::cgroup_v1_dir("devices", &id).join("devices.list"))
+                .unwrap_or_default();
+        if !list.is_empty() {
+            assert!(!list.contains("a *:* rwm"), "{resources}: {list}");
+            for unwanted in ["c 10:200 rwm", "c 5:1 rwm"] {
+                assert!(
+                    !list.contains(unwanted),
+                    "{resources}: {unwanted} allowed: {list}"
+                );
+            }
+            assert!(list.contains("c 1:3 rwm"), "{list}");
+        }
+        env.ok(&["delete", "-f", &id]);
+    }
+}
+
+/// A scratch v1 pids cgroup of this test, with one process of its own in it.
+struct SharedCgroup {
+    path: String,
+    dir: std::path::PathBuf,
+    bystander: std::process::Child,
+}
+
+impl SharedCgroup {
+    fn new(name: &str) -> SharedCgroup {
+        let path = format!("/runlet-test-{name}-{}", std::process::id());
+        let dir = std::path::Path::new("/sys/fs/cgroup/pids").join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).expect("scratch cgroup");
+        let bystander = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("bystander");
+        std::fs::write(dir.join("cgroup.procs"), bystander.id().to_string()).expect("join");
+        SharedCgroup {
+            path,
+            dir,
+            bystander,
+        }
+    }
+
+    fn bystander_alive(&self) -> bool {
+        common::alive(self.bystander.id() as i32)
+    }
+}
+
+impl Drop for SharedCgroup {
+    fn drop(&mut self) {
+        let _ = self.bystander.kill();
+        let _ = self.bystander.wait();
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn delete_kills_only_the_containers_own_processes() {
+    require_root!();
+    if !std::path::Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists() {
+        eprintln!("SKIPPED: needs the cgroup v1 pids hierarchy (scripts/vm-test covers v2)");
+        return;
+    }
+    let shared = SharedCgroup::new("shared");
+    for own_pidns in [true, false] {
+        let env = Env::new("shared-cg");
+        env.config(|c| {
+            c["linux"]["cgroupsPath"] = serde_json::json!(shared.path);
+            if !own_pidns {
+                c["linux"]["namespaces"]
+                    .as_array_mut()
+                    .expect("namespaces")
+                    .retain(|n| n["type"] != "pid");
+            }
+        });
+        let id = env.id("s");
+        env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+        let init = env.pid(&id);
+        let procs = std::fs::read_to_string(shared.dir.join("cgroup.procs")).expect("procs");
+        assert!(
+            procs.lines().any(|l| l == init.to_string()),
+            "container not in the shared cgroup: {procs}"
+        );
+        env.ok(&["delete", "-f", &id]);
+        assert!(
+            !common::alive(init),
+            "pidns={own_pidns}: init survived delete"
+        );
+        assert!(
+            shared.bystander_alive(),
+            "pidns={own_pidns}: delete killed a process that is not the container's"
+        );
+        assert!(
+            shared.dir.exists(),
+            "delete removed a cgroup it did not make"
+        );
+        assert!(!env.root.join(&id).exists());
+    }
+}
+
+#[test]
+fn cgroups_path_cannot_leave_the_cgroup_mounts() {
+    require_root!();
+    let env = Env::new("cg-escape");
+    // A plain directory with a file named cgroup.procs listing a live
+    // process of this test: cleanup must neither kill it nor remove it.
+    let target = env.dir.path().join("escape");
+    std::fs::create_dir_all(&target).expect("mkdir");
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .expect("bystander");
+    std::fs::write(target.join("cgroup.procs"), bystander.id().to_string()).expect("write");
+    let climb = format!("/../../../../..{}", target.display());
+    let relative = format!("../../../../..{}", target.display());
+    for path in [&climb, &relative] {
+        env.config(|c| c["linux"]["cgroupsPath"] = serde_json::json!(path));
+        let id = env.id("e");
+        env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+        let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", env.pid(&id))).expect("cgroup");
+        assert!(
+            cg.lines()
+                .any(|l| l.starts_with("8:pids:") || l.contains(":pids:")),
+            "{cg}"
+        );
+        assert!(
+            cg.contains(target.to_str().expect("utf8")),
+            "cleaned path not used below the cgroup root: {cg}"
+        );
+        env.ok(&["delete", "-f", &id]);
+        assert!(
+            common::alive(bystander.id() as i32),
+            "{path}: cleanup killed a host process"
+        );
+        let left: Vec<_> = std::fs::read_dir(&target)
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("cgroup.procs")],
+            "{path}"
+        );
+    }
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}
+
+#[test]
+fn oversized_wasm_module_fails_create() {
+    require_root!();
+    let env = Env::new_wasm("wasm-big", &["/app/big.wasm"]);
+    // A 1 GiB sparse file that starts like a core module.
+    let path = env.bundle.join("rootfs/app/big.wasm");
+    let f = std::fs::File::create(&path).expect("create");
+    std::io::Write::write_all(&mut &f, b"\0asm\x01\0\0\0").expect("header");
+    f.set_len(1 << 30).expect("sparse");
+    let id = env.id("big");
+    let err = env.fails(
+        &["create", "--bundle", env.bundle_str(), &id],
+        "Wasm module limit",
+    );
+    assert!(
+        err.contains("process.args[0]") && err.contains("1073741824"),
+        "{err}"
+    );
+    env.assert_gone(&id);
+    // The limit is the operator's to raise or lower.
+    let out = env
+        .cmd()
+        .args([
+            "--wasm-max-module-size",
+            "1K",
+            "create",
+            "--bundle",
+            env.bundle_str(),
+            &id,
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1024-byte Wasm module limit"));
+    env.assert_gone(&id);
+}
+
+#[test]
+fn unified_limits_on_cgroup_v1_are_refused() {
+    require_root!();
+    if !std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists() {
+        eprintln!("SKIPPED: a cgroup v2 host applies `unified` (scripts/vm-test covers it)");
+        return;
+    }
+    let env = Env::new("unified-v1");
+    env.config(|c| {
+        c["linux"]["resources"]["unified"] = serde_json::json!({"memory.high": "10485760"})
+    });
+    let id = env.id("u");
+    env.fails(
+        &["create", "--bundle", env.bundle_str(), &id],
+        "linux.resources.unified: memory.high cannot be applied",
+    );
+    env.assert_gone(&id);
+}

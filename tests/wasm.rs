@@ -533,21 +533,49 @@ fn wasm_container_with_a_terminal() {
 fn wasmedge_handler_through_its_c_api() {
     require_root!();
     let env = Env::new_wasm("wasm-edge", &["/app/probe-p1.wasm", "info"]);
-    let lib = env.dir.path().join("libwasmedge.so.0");
-    if let Err(reason) = common::build_c("wasmedge-standin.c", &lib, &["-shared", "-fPIC"]) {
+    let libdir = env.dir.path().join("wasmedge");
+    std::fs::create_dir(&libdir).expect("mkdir");
+    let lib = libdir.join("libwasmedge.so.0");
+    let flags = [
+        "-shared",
+        "-fPIC",
+        "-nostdlib",
+        "-ffreestanding",
+        "-fno-builtin",
+        "-fno-stack-protector",
+        "-fno-tree-loop-distribute-patterns",
+    ];
+    if let Err(reason) = common::build_c("wasmedge-standin.c", &lib, &flags) {
         eprintln!("SKIPPED: {reason}");
         return;
     }
     annotate(&env, &[("run.oci.handler", "wasmedge")]);
     env.config(|c| c["process"]["env"] = json!(["PATH=/bin", "STANDIN_EXIT=7"]));
-    let mut cmd = env.cmd();
-    cmd.env("RUNLET_WASMEDGE_LIB", &lib).args([
-        "run",
-        "--bundle",
-        env.bundle_str(),
-        &env.id("edge"),
-    ]);
-    let out = common::output_of(&mut cmd);
+    let run = |id: &str| {
+        let mut cmd = env.cmd();
+        cmd.env("RUNLET_WASMEDGE_LIB", &lib).args([
+            "run",
+            "--bundle",
+            env.bundle_str(),
+            &env.id(id),
+        ]);
+        common::output_of(&mut cmd)
+    };
+
+    // On a writable mount the library could be rewritten from inside the
+    // container through /proc/1/map_files: refused, naming the file.
+    let out = run("edge-rw");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refusing to run a Wasm container") && err.contains("libwasmedge.so.0"),
+        "{err}"
+    );
+    env.assert_gone(&env.id("edge-rw"));
+
+    // On a read-only mount it runs.
+    let _ro = common::ReadOnlyBind::new(&libdir);
+    let out = run("edge");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),

@@ -32,6 +32,8 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
         bail!("--preserve-fds {}: must not be negative", args.preserve_fds);
     }
     let (bundle, mut spec) = spec::load_bundle_spec(&args.bundle, args.config.as_deref())?;
+    crate::cgroups::check_unified(&spec)?;
+    crate::cgroups::deny_all_devices_first(&mut spec)?;
     let terminal = spec
         .process()
         .as_ref()
@@ -55,9 +57,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
         .unwrap_or_default();
     let workload = dispatch::decide(&spec, &rootfs)?;
     let executor = match spec.process() {
-        Some(process) => {
-            crate::wasm::executor_for(&workload, process, &rootfs, &ctx.wasm_cache, None)?
-        }
+        Some(process) => crate::wasm::executor_for(&workload, process, &rootfs, ctx, None)?,
         None => bail!("process: missing"),
     };
     let dir = state::container_dir(&ctx.root, id);

@@ -58,13 +58,15 @@ fn remove(ctx: &Ctx, l: &state::Loaded) -> Result<i32> {
                 let _ = manager.freeze(libcgroups::common::FreezerState::Thawed);
             }
         }
-        crate::cgroups::remove(cgroups, id)?;
-    }
-    if let Some(pid) = l.container.pid() {
-        // The init itself, if it escaped the cgroup kill (e.g. no cgroup).
-        if l.container.status() != ContainerStatus::Stopped {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
+        crate::cgroups::remove(crate::cgroups::Target {
+            id,
+            config: cgroups,
+            init: live_init(l),
+            own_pidns: l.extra.own_pidns,
+            ownership: &l.extra.cgroup,
+        })?;
+    } else if let Some(pid) = live_init(l) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
     let _ = libcontainer::process::intel_rdt::cleanup_intel_rdt(
         l.container.intel_rdt_dir().map(|p| p.as_path()),
@@ -89,6 +91,14 @@ fn remove(ctx: &Ctx, l: &state::Loaded) -> Result<i32> {
     Ok(0)
 }
 
+/// The container's init, if it still runs (or is an unreaped zombie) and is
+/// the process recorded at create (same start time).
+fn live_init(l: &state::Loaded) -> Option<nix::unistd::Pid> {
+    let pid = l.container.pid()?;
+    let recorded = l.extra.init_start_time?;
+    (state::process_start_time(pid.as_raw()) == Some(recorded)).then_some(pid)
+}
+
 /// Removes a container whatever its state; used when a later step of
 /// create/run fails.
 pub fn force_remove(ctx: &Ctx, id: &str) {
@@ -101,11 +111,17 @@ pub fn force_remove(ctx: &Ctx, id: &str) {
         Err(_) => {
             // Unreadable state: still remove the cgroup recorded at create.
             let dir = state::container_dir(&ctx.root, id);
+            let extra = state::RunletState::load(&dir).unwrap_or_default();
             match libcontainer::config::YoukiConfig::load(&dir) {
                 Ok(config) => container::remove_everything(
                     &dir,
-                    cgroup_config(config.cgroup_path, ctx.systemd, id),
-                    id,
+                    crate::cgroups::Target {
+                        id,
+                        config: cgroup_config(config.cgroup_path, ctx.systemd, id),
+                        init: None,
+                        own_pidns: extra.own_pidns,
+                        ownership: &extra.cgroup,
+                    },
                 ),
                 Err(_) => {
                     let _ = std::fs::remove_dir_all(&dir);

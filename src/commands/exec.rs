@@ -63,7 +63,7 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
         &workload,
         &process,
         &root,
-        &ctx.wasm_cache,
+        ctx,
         Some(std::os::fd::AsRawFd::as_raw_fd(&notify_write)),
     )?;
     let pid = container::exec_tenant(

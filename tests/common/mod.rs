@@ -172,7 +172,7 @@ impl Env {
             "state dir of {id} left behind"
         );
         for ctl in ["memory", "pids", "cpu", "freezer", "devices"] {
-            let p = Path::new("/sys/fs/cgroup").join(ctl).join(id);
+            let p = cgroup_v1_dir(ctl, id);
             assert!(!p.exists(), "cgroup {} left behind", p.display());
         }
     }
@@ -382,5 +382,75 @@ pub fn alive(pid: i32) -> bool {
             .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
             .unwrap_or(false),
         Err(_) => false,
+    }
+}
+
+/// Where runlet puts a container without `cgroupsPath` (runc's rule, see
+/// src/cgroups.rs): below the caller's cgroup. On v1 that is the deepest
+/// of this process's controller paths when the others lie above it.
+pub fn default_cgroup_parent() -> PathBuf {
+    let own = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+    let paths: Vec<PathBuf> = own
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            (!ctrls.is_empty() && !ctrls.starts_with("name=")).then(|| PathBuf::from(path))
+        })
+        .collect();
+    let deepest = paths
+        .iter()
+        .max_by_key(|p| p.components().count())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/"));
+    assert!(
+        paths.iter().all(|p| deepest.starts_with(p)),
+        "this test's cgroups diverge: {own}"
+    );
+    deepest
+}
+
+/// The v1 directory of controller `ctl` for a container `id` placed by
+/// default.
+pub fn cgroup_v1_dir(ctl: &str, id: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup")
+        .join(ctl)
+        .join(
+            default_cgroup_parent()
+                .strip_prefix("/")
+                .unwrap_or(Path::new("")),
+        )
+        .join(id)
+}
+
+/// A directory bind-mounted read-only onto itself; unmounted on drop.
+pub struct ReadOnlyBind(PathBuf);
+
+impl ReadOnlyBind {
+    pub fn new(dir: &Path) -> ReadOnlyBind {
+        let run = |args: &[&str], source: bool| {
+            let mut cmd = Command::new("mount");
+            cmd.args(args);
+            if source {
+                cmd.arg(dir);
+            }
+            let out = cmd.arg(dir).output().expect("mount");
+            assert!(
+                out.status.success(),
+                "mount {args:?} {}: {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&["--bind"], true);
+        let guard = ReadOnlyBind(dir.to_path_buf());
+        run(&["-o", "remount,bind,ro"], false);
+        guard
+    }
+}
+
+impl Drop for ReadOnlyBind {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }

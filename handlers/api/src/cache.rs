@@ -10,9 +10,17 @@
 //! records its length and xxh3 checksum. A lookup that finds no sidecar, a
 //! different length or a different checksum treats the entry as corrupt,
 //! removes it and reports a miss, so the module is compiled again.
+//!
+//! An entry is handed out as a [`Mapping`]: a path through a detached
+//! read-only mount of the cache (see [`crate::rofs`]), so the compiled code
+//! that a container's init maps can never be opened for writing through its
+//! `/proc/<pid>/map_files/`. Where that mount cannot be made (no mount API),
+//! the verified bytes are handed out instead, to be loaded into anonymous
+//! memory.
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -41,6 +49,15 @@ impl Key {
             module: sha256_hex(module_bytes),
         }
     }
+}
+
+/// A cache entry ready to be mapped.
+pub enum Mapping {
+    /// The entry below a detached read-only mount of the cache; the path
+    /// stays valid while this value lives.
+    ReadOnly { _tree: OwnedFd, path: PathBuf },
+    /// The entry's bytes, when no read-only mount could be made.
+    InMemory(Vec<u8>),
 }
 
 /// An entry as listed by `runlet wasm-cache list`.
@@ -110,12 +127,27 @@ impl Cache {
             .join(format!("{}.sum", key.module))
     }
 
-    /// The entry's path if it exists and is intact; a damaged entry is
-    /// removed and reported as a miss.
-    pub fn lookup(&self, key: &Key) -> Option<PathBuf> {
+    /// A read-only view of `path` (a file of this cache), or None when the
+    /// mount API is not available.
+    fn readonly_view(&self, path: &Path) -> Option<(OwnedFd, PathBuf)> {
+        let rel = path.strip_prefix(&self.dir).ok()?;
+        match crate::rofs::readonly_tree(&self.dir) {
+            Ok(tree) => {
+                let p = crate::rofs::path_below(&tree, rel);
+                Some((tree, p))
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The entry if it exists and is intact, read through the read-only
+    /// view that will be mapped; a damaged entry is removed and reported
+    /// as a miss.
+    pub fn lookup(&self, key: &Key) -> Option<Mapping> {
         let path = self.entry_path(key);
+        let view = self.readonly_view(&path);
         let sum = fs::read_to_string(self.sum_path(key)).ok();
-        let data = match fs::read(&path) {
+        let data = match fs::read(view.as_ref().map_or(&path, |(_, p)| p)) {
             Ok(d) => d,
             Err(_) => return None,
         };
@@ -123,16 +155,18 @@ impl Cache {
             .as_deref()
             .and_then(parse_sum)
             .is_some_and(|(len, hash)| len == data.len() as u64 && hash == checksum(&data));
-        if intact {
-            Some(path)
-        } else {
+        if !intact {
             self.remove(key);
-            None
+            return None;
         }
+        Some(match view {
+            Some((tree, path)) => Mapping::ReadOnly { _tree: tree, path },
+            None => Mapping::InMemory(data),
+        })
     }
 
-    /// Stores compiled code atomically and returns its path.
-    pub fn store(&self, key: &Key, data: &[u8]) -> io::Result<PathBuf> {
+    /// Stores compiled code atomically and returns it ready to map.
+    pub fn store(&self, key: &Key, data: &[u8]) -> io::Result<Mapping> {
         let ns = self.dir.join(&key.namespace);
         fs::DirBuilder::new()
             .recursive(true)
@@ -142,7 +176,10 @@ impl Cache {
         write_atomic(&path, data)?;
         let sum = format!("len {}\nxxh3 {:016x}\n", data.len(), checksum(data));
         write_atomic(&self.sum_path(key), sum.as_bytes())?;
-        Ok(path)
+        Ok(match self.readonly_view(&path) {
+            Some((tree, path)) => Mapping::ReadOnly { _tree: tree, path },
+            None => Mapping::InMemory(data.to_vec()),
+        })
     }
 
     pub fn remove(&self, key: &Key) {
@@ -234,8 +271,9 @@ mod tests {
         let (_t, c) = cache();
         let key = Key::new("wasmtime", "abc", b"module bytes");
         assert!(c.lookup(&key).is_none());
-        let p = c.store(&key, b"compiled").expect("store");
-        assert_eq!(c.lookup(&key), Some(p));
+        c.store(&key, b"compiled").expect("store");
+        let hit = c.lookup(&key).expect("hit");
+        assert_eq!(mapped_bytes(&hit), b"compiled");
         assert_eq!(c.list().expect("list").len(), 1);
     }
 
@@ -243,18 +281,44 @@ mod tests {
     fn truncated_and_corrupt_entries_are_misses_and_removed() {
         let (_t, c) = cache();
         let key = Key::new("wasmtime", "abc", b"m");
-        let p = c.store(&key, b"0123456789").expect("store");
+        c.store(&key, b"0123456789").expect("store");
+        let p = c.entry_path(&key);
         fs::write(&p, b"01234").expect("truncate");
         assert!(c.lookup(&key).is_none());
         assert!(!p.exists(), "truncated entry not removed");
 
-        let p = c.store(&key, b"0123456789").expect("store");
+        c.store(&key, b"0123456789").expect("store");
         fs::write(&p, b"0123456780").expect("flip");
         assert!(c.lookup(&key).is_none());
 
         c.store(&key, b"0123456789").expect("store");
         fs::remove_file(c.sum_path(&key)).expect("rm sum");
         assert!(c.lookup(&key).is_none(), "entry without checksum trusted");
+    }
+
+    fn mapped_bytes(m: &Mapping) -> Vec<u8> {
+        match m {
+            Mapping::ReadOnly { path, .. } => fs::read(path).expect("read view"),
+            Mapping::InMemory(b) => b.clone(),
+        }
+    }
+
+    #[test]
+    fn entries_are_handed_out_read_only() {
+        let (_t, c) = cache();
+        let key = Key::new("wasmtime", "abc", b"m");
+        let stored = c.store(&key, b"code").expect("store");
+        for m in [stored, c.lookup(&key).expect("hit")] {
+            // Without the mount API (not root) the bytes come in memory.
+            if let Mapping::ReadOnly { path, .. } = &m {
+                let err = fs::OpenOptions::new()
+                    .append(true)
+                    .open(path)
+                    .expect_err("cache entry writable through its view");
+                assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+            }
+            assert_eq!(mapped_bytes(&m), b"code");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub mod cache;
+pub mod rofs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {

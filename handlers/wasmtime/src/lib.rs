@@ -13,12 +13,13 @@
 //! runlet's cache; later loads map the cached file with `deserialize_file`,
 //! so every container running the same module shares its code pages. Only
 //! files this handler wrote into the root-owned cache are ever deserialized;
-//! a precompiled file from an image is never loaded.
+//! a precompiled file from an image is never loaded. The file is mapped
+//! through a read-only mount of the cache (`runlet_handler::rofs`), so a
+//! container cannot reopen the mapping for writing.
 
 use std::hash::{Hash, Hasher};
-use std::path::Path;
 
-use runlet_handler::cache::{Cache, Key};
+use runlet_handler::cache::{Cache, Key, Mapping};
 use runlet_handler::{HandlerError, Invocation, Kind, Loaded, Source};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
@@ -60,15 +61,23 @@ impl Wasmtime {
         format!("{:016x}", h.finish())
     }
 
-    fn deserialize(&self, kind: Kind, path: &Path) -> wasmtime::Result<Compiled> {
-        // SAFETY: `path` is an entry of runlet's root-owned cache, written by
-        // `precompile_*` of an engine with the same compatibility hash and
-        // verified against its checksum by `Cache::lookup`.
+    fn deserialize(&self, kind: Kind, entry: &Mapping) -> wasmtime::Result<Compiled> {
+        // SAFETY: `entry` is an entry of runlet's root-owned cache, written
+        // by `precompile_*` of an engine with the same compatibility hash
+        // and verified against its checksum by `Cache::lookup`/`store`.
         unsafe {
-            Ok(match kind {
-                Kind::CoreModule => Compiled::Core(Module::deserialize_file(&self.engine, path)?),
-                Kind::Component => {
+            Ok(match (kind, entry) {
+                (Kind::CoreModule, Mapping::ReadOnly { path, .. }) => {
+                    Compiled::Core(Module::deserialize_file(&self.engine, path)?)
+                }
+                (Kind::CoreModule, Mapping::InMemory(b)) => {
+                    Compiled::Core(Module::deserialize(&self.engine, b)?)
+                }
+                (Kind::Component, Mapping::ReadOnly { path, .. }) => {
                     Compiled::Component(Component::deserialize_file(&self.engine, path)?)
+                }
+                (Kind::Component, Mapping::InMemory(b)) => {
+                    Compiled::Component(Component::deserialize(&self.engine, b)?)
                 }
             })
         }
@@ -248,8 +257,8 @@ impl runlet_handler::Handler for Wasmtime {
             return Ok(Loaded::new(compiled, false));
         };
         let key = Key::new(NAME, &self.compat(), &wasm);
-        if let Some(path) = cache.lookup(&key) {
-            match self.deserialize(kind, &path) {
+        if let Some(entry) = cache.lookup(&key) {
+            match self.deserialize(kind, &entry) {
                 Ok(c) => return Ok(Loaded::new(c, true)),
                 // Damaged in a way the checksum could not see: rebuild.
                 Err(_) => cache.remove(&key),
@@ -258,11 +267,11 @@ impl runlet_handler::Handler for Wasmtime {
         let code = self
             .compile(kind, &wasm)
             .map_err(|e| HandlerError::InvalidModule(format!("{e:#}")))?;
-        let path = cache.store(&key, &code).map_err(|e| {
+        let entry = cache.store(&key, &code).map_err(|e| {
             HandlerError::Other(format!("wasm cache {}: {e}", cache.dir().display()))
         })?;
         let compiled = self
-            .deserialize(kind, &path)
+            .deserialize(kind, &entry)
             .map_err(|e| HandlerError::Other(format!("loading compiled code: {e:#}")))?;
         Ok(Loaded::new(compiled, false))
     }

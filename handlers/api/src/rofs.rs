@@ -1,0 +1,149 @@
+//! Read-only views of host files that runlet maps into its own memory.
+//!
+//! A runlet process that lives inside a container's namespaces (a Wasm
+//! container's init for its whole life, any init before `start`, an `exec`
+//! before its execve) exposes every file it maps through
+//! `/proc/<pid>/map_files/`. A container process with CAP_SYS_PTRACE and
+//! CAP_CHECKPOINT_RESTORE can open those entries, and the open goes through
+//! the mount the file was mapped from: if that mount is writable, so is the
+//! host file. runlet therefore maps host files only through a *detached,
+//! read-only bind mount*: `open_tree(OPEN_TREE_CLONE)` clones the mount of a
+//! path without attaching it anywhere, `mount_setattr` makes the clone
+//! read-only, and files are then opened below the returned descriptor.
+//! Nothing in a container can remount it: it belongs to no mount namespace.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A detached read-only bind mount of `path` (a file or a directory). The
+/// descriptor is close-on-exec; the mount disappears with its last user.
+pub fn readonly_tree(path: &Path) -> io::Result<OwnedFd> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: open_tree takes a dirfd, a NUL-terminated path that outlives
+    // the call, and flags; the returned descriptor (if any) is ours.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by open_tree and is owned by nobody else.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: attr is a correctly laid out struct mount_attr that outlives
+    // the call; the empty path with AT_EMPTY_PATH names `tree` itself.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(tree)
+}
+
+/// A path that reaches `rel` below a tree from [`readonly_tree`] for as
+/// long as the descriptor is open: files opened through it (by any API that
+/// takes a path) are on the read-only mount.
+pub fn path_below(tree: &OwnedFd, rel: &Path) -> PathBuf {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    Path::new(&format!("/proc/self/fd/{}", tree.as_raw_fd())).join(rel)
+}
+
+/// Whether a descriptor's file is on a read-only mount.
+pub fn on_readonly_mount(fd: RawFd) -> io::Result<bool> {
+    // SAFETY: statvfs is plain data; fstatvfs fills it or fails.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is a valid descriptor owned by the caller for this call.
+    if unsafe { libc::fstatvfs(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_flag & libc::ST_RDONLY != 0)
+}
+
+/// The files mapped into this process that sit on a writable mount: what a
+/// container could open for writing through `/proc/<pid>/map_files/` if
+/// this process were visible in it. Anonymous, special (`[vdso]`, ...),
+/// memfd and deleted mappings are not host files and are skipped.
+pub fn writable_mapped_files() -> io::Result<Vec<PathBuf>> {
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        // address perms offset dev inode path
+        let mut f = line.splitn(6, ' ');
+        let (Some(addr), Some(inode)) = (f.next(), f.nth(3)) else {
+            continue;
+        };
+        let path = f.next().unwrap_or("").trim_start();
+        if inode == "0" || !path.starts_with('/') || path.ends_with(" (deleted)") {
+            continue;
+        }
+        if !seen.insert(path.to_string()) {
+            continue;
+        }
+        // The mapping itself, not the path (which may name another mount).
+        let entry = format!("/proc/self/map_files/{addr}");
+        let writable = match std::fs::File::open(&entry) {
+            Ok(file) => !on_readonly_mount(file.as_raw_fd())?,
+            // Not openable: judge by the path as the host sees it.
+            Err(_) => match std::fs::File::open(path) {
+                Ok(file) => !on_readonly_mount(file.as_raw_fd())?,
+                Err(_) => false,
+            },
+        };
+        if writable {
+            out.push(PathBuf::from(path));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_below_joins_under_the_descriptor() {
+        let fd = std::fs::File::open("/").expect("open /");
+        let owned: OwnedFd = fd.into();
+        let p = path_below(&owned, Path::new("/a/b"));
+        assert_eq!(
+            p,
+            PathBuf::from(format!("/proc/self/fd/{}/a/b", owned.as_raw_fd()))
+        );
+    }
+}

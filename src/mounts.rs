@@ -1,0 +1,235 @@
+//! Mount settings that libcontainer 0.7 does not apply, set once the
+//! container's init has built its root and waits for `start`.
+//!
+//! - **Propagation.** libcontainer mounts with open_tree/fsmount +
+//!   mount_setattr and never sets a mount's propagation, so `rshared` /
+//!   `rslave` on a bind mount (Kubernetes' Bidirectional and
+//!   HostToContainer volumes) were lost.
+//! - **A read-only /sys/fs/cgroup.** libcontainer ignores `ro` on the
+//!   `cgroup` mount: on v1 it mounts a tmpfs and binds each controller's
+//!   directory writable, with a cgroup namespace it mounts each hierarchy
+//!   writable. Container root could then raise its own memory and pids
+//!   limits and make sub-cgroups. runc and crun honour `ro`; runlet
+//!   remounts every mount at or below the cgroup mount's destination
+//!   read-only, keeping its other flags (which a user namespace locks).
+//!
+//! A forked child joins the init's user (if any) and mount namespaces
+//! (setns makes the container's root its own) and changes the mounts; the
+//! init itself is not involved.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use nix::mount::MsFlags;
+use nix::unistd::Pid;
+
+/// One change to make inside the container's mount namespace.
+#[derive(Debug, Clone, PartialEq)]
+enum Change {
+    /// Set the propagation of the mount at this path.
+    Propagation(PathBuf, MsFlags),
+    /// Remount read-only, keeping these per-mount flags.
+    ReadOnly(PathBuf, MsFlags),
+}
+
+impl Change {
+    fn path(&self) -> &PathBuf {
+        match self {
+            Change::Propagation(p, _) | Change::ReadOnly(p, _) => p,
+        }
+    }
+}
+
+/// The propagation options of a mount (`rshared`, `slave`, ...) as flags.
+fn propagation_flags(options: &[String]) -> Option<MsFlags> {
+    let mut flags = None;
+    for o in options {
+        let f = match o.as_str() {
+            "shared" => MsFlags::MS_SHARED,
+            "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+            "slave" => MsFlags::MS_SLAVE,
+            "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            "private" => MsFlags::MS_PRIVATE,
+            "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            "unbindable" => MsFlags::MS_UNBINDABLE,
+            "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+            _ => continue,
+        };
+        flags = Some(f);
+    }
+    flags
+}
+
+/// The per-mount flags of a mountinfo options field ("rw,nosuid,...").
+fn mount_flags(options: &str) -> MsFlags {
+    let mut flags = MsFlags::empty();
+    for o in options.split(',') {
+        flags |= match o {
+            "nosuid" => MsFlags::MS_NOSUID,
+            "nodev" => MsFlags::MS_NODEV,
+            "noexec" => MsFlags::MS_NOEXEC,
+            "noatime" => MsFlags::MS_NOATIME,
+            "nodiratime" => MsFlags::MS_NODIRATIME,
+            "relatime" => MsFlags::MS_RELATIME,
+            _ => MsFlags::empty(),
+        };
+    }
+    flags
+}
+
+/// Read-only remounts for every mount at or below `dest` (mount points as
+/// the container sees them), from the init's mountinfo; outermost first.
+fn readonly_below(mountinfo: &str, dest: &std::path::Path) -> Vec<Change> {
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(mp), Some(opts)) = (fields.get(4), fields.get(5)) else {
+            continue;
+        };
+        let mp = PathBuf::from(mp.replace("\\040", " "));
+        if mp.starts_with(dest) && !opts.split(',').any(|o| o == "ro") {
+            out.push(Change::ReadOnly(mp, mount_flags(opts)));
+        }
+    }
+    out
+}
+
+/// The changes the spec asks for that libcontainer left out.
+fn changes(spec: &Spec, pid: Pid) -> Result<Vec<Change>> {
+    let mut out = Vec::new();
+    let mut mountinfo = None;
+    for m in spec.mounts().iter().flatten() {
+        let options = m.options().as_deref().unwrap_or_default();
+        if let Some(flags) = propagation_flags(options) {
+            out.push(Change::Propagation(m.destination().clone(), flags));
+        }
+        let is_cgroup =
+            m.typ().as_deref() == Some("cgroup") || m.typ().as_deref() == Some("cgroup2");
+        if is_cgroup && options.iter().any(|o| o == "ro") {
+            if mountinfo.is_none() {
+                let path = format!("/proc/{pid}/mountinfo");
+                mountinfo =
+                    Some(fs::read_to_string(&path).map_err(|e| anyhow!("mounts: {path}: {e}"))?);
+            }
+            let info = mountinfo.as_deref().unwrap_or_default();
+            out.extend(readonly_below(info, m.destination()));
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the mount settings libcontainer left out (see the module doc).
+pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
+    let wanted = changes(spec, pid)?;
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let has_userns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let open = |name: &str| {
+        fs::File::open(format!("/proc/{pid}/ns/{name}"))
+            .map_err(|e| anyhow!("mounts: /proc/{pid}/ns/{name}: {e}"))
+    };
+    let userns = if has_userns {
+        Some(open("user")?)
+    } else {
+        None
+    };
+    let mntns = open("mnt")?;
+    // SAFETY: runlet is single-threaded here; the child only makes system
+    // calls (setns, mount) and exits without returning into Rust code that
+    // could depend on the parent's state.
+    match unsafe { nix::unistd::fork() }.map_err(|e| anyhow!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            use nix::sched::{setns, CloneFlags};
+            let mut failed: u8 = 0;
+            let joined = userns
+                .as_ref()
+                .is_none_or(|u| setns(u, CloneFlags::CLONE_NEWUSER).is_ok())
+                && setns(&mntns, CloneFlags::CLONE_NEWNS).is_ok();
+            if !joined {
+                // SAFETY: _exit ends the forked child without running destructors.
+                unsafe { libc::_exit(255) }
+            }
+            for (i, change) in wanted.iter().enumerate() {
+                let ok = match change {
+                    Change::Propagation(dest, flags) => {
+                        nix::mount::mount::<str, PathBuf, str, str>(None, dest, None, *flags, None)
+                    }
+                    Change::ReadOnly(dest, keep) => nix::mount::mount::<str, PathBuf, str, str>(
+                        None,
+                        dest,
+                        None,
+                        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | *keep,
+                        None,
+                    ),
+                }
+                .is_ok();
+                if !ok && failed == 0 {
+                    failed = (i + 1).min(254) as u8;
+                }
+            }
+            // SAFETY: _exit ends the forked child without running destructors.
+            unsafe { libc::_exit(failed as i32) }
+        }
+        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 255)) => {
+                bail!("mounts: cannot join the container's mount namespace")
+            }
+            Ok(nix::sys::wait::WaitStatus::Exited(_, n)) => {
+                let what = match wanted.get((n as usize).saturating_sub(1)) {
+                    Some(Change::Propagation(p, _)) => {
+                        format!("setting the propagation of {}", p.display())
+                    }
+                    Some(c) => format!("making {} read-only", c.path().display()),
+                    None => "a mount change".into(),
+                };
+                bail!("mounts: {what} failed")
+            }
+            other => bail!("mounts: the mount helper ended with {other:?}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_mounts_below_the_destination() {
+        let info = "\
+1 0 0:1 / / rw,relatime - overlay o rw
+2 1 0:2 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro
+3 2 0:3 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw
+4 3 0:4 /c1 /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,memory
+5 3 0:5 /c1 /sys/fs/cgroup/pids ro,nosuid - cgroup cgroup rw,pids
+6 1 0:6 / /sys/fs/cgroupx rw - tmpfs tmpfs rw";
+        let got = readonly_below(info, std::path::Path::new("/sys/fs/cgroup"));
+        let keep =
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RELATIME;
+        assert_eq!(
+            got,
+            vec![
+                Change::ReadOnly("/sys/fs/cgroup".into(), keep),
+                Change::ReadOnly("/sys/fs/cgroup/memory".into(), keep),
+            ]
+        );
+    }
+
+    #[test]
+    fn propagation_options() {
+        let o =
+            |v: &[&str]| propagation_flags(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            o(&["rbind", "rslave"]),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(o(&["ro"]), None);
+    }
+}
