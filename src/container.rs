@@ -198,7 +198,7 @@ fn build_init(
     // From here on the init exists: a failure must take it down too.
     let finish = || -> Result<()> {
         crate::cgroups::deny_extra_defaults(&args.cgroup_config, &args.spec)?;
-        crate::mounts::finish(&args.spec, pid)
+        crate::post_create::finish(&args.spec, pid)
     };
     if let Err(e) = finish() {
         crate::cgroups::remove(crate::cgroups::Target {

@@ -9,7 +9,8 @@ use crate::cli::CreateArgs;
 use crate::container::{self, InitRequest};
 use crate::foreground::ConsoleSocket;
 use crate::state;
-use crate::{dispatch, notify, spec, Ctx};
+use crate::wasm::dispatch;
+use crate::{notify, spec, Ctx};
 
 pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<i32> {
     create(ctx, args, true)?;
@@ -57,7 +58,14 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
         .unwrap_or_default();
     let workload = dispatch::decide(&spec, &rootfs)?;
     let executor = match spec.process() {
-        Some(process) => crate::wasm::executor_for(&workload, process, &rootfs, ctx, None)?,
+        Some(process) => crate::wasm::executor_for(
+            &workload,
+            process,
+            spec.annotations().as_ref(),
+            &rootfs,
+            ctx,
+            None,
+        )?,
         None => bail!("process: missing"),
     };
     let dir = state::container_dir(&ctx.root, id);

@@ -7,7 +7,8 @@ use libcontainer::oci_spec::runtime::{Capabilities, Capability, Process};
 use crate::cli::ExecArgs;
 use crate::container::{self, TenantRequest};
 use crate::foreground::{self, ConsoleSocket};
-use crate::{dispatch, state, Ctx};
+use crate::wasm::dispatch;
+use crate::{state, Ctx};
 
 pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
     let id = &args.container_id;
@@ -62,6 +63,7 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
     let executor = crate::wasm::executor_for(
         &workload,
         &process,
+        loaded.container.state.annotations.as_ref(),
         &root,
         ctx,
         Some(std::os::fd::AsRawFd::as_raw_fd(&notify_write)),

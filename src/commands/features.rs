@@ -6,7 +6,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::{dispatch, handlers};
+use crate::wasm::{dispatch, engines as handlers};
 
 pub const LIBCONTAINER_VERSION: &str = "0.7.0";
 

@@ -4,9 +4,18 @@
 //! is it usable here, load a module ahead of `start`, run it. The core never
 //! sees an engine's types: a loaded module travels as an opaque [`Loaded`].
 //! Engines share the compiled-code cache helpers in [`cache`].
+//!
+//! A module is one of two [`World`]s, decided when it is loaded (at
+//! `create`): a command, run once as the container's process, or a
+//! `wasi:http` proxy, for which the engine hands the core an
+//! [`HttpService`] that answers each request with a fresh instance. The
+//! core owns the listening socket, the connections and the signals
+//! (src/wasm/http.rs); the engine owns only what a request needs.
 
 use std::any::Any;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 pub mod cache;
@@ -27,19 +36,30 @@ pub enum HandlerError {
     Other(String),
 }
 
+/// What a module is for, from what it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// A command: a core module's `_start`, a component's `wasi:cli/run`.
+    Command,
+    /// A component exporting `wasi:http/incoming-handler`: served over HTTP.
+    HttpProxy,
+}
+
 /// A module compiled (or loaded from the cache) and ready to instantiate.
 #[derive(Clone)]
 pub struct Loaded {
     inner: Arc<dyn Any + Send + Sync>,
     /// Whether it came from the compiled-code cache.
     pub cache_hit: bool,
+    pub world: World,
 }
 
 impl Loaded {
-    pub fn new<T: Any + Send + Sync>(value: T, cache_hit: bool) -> Self {
+    pub fn new<T: Any + Send + Sync>(value: T, cache_hit: bool, world: World) -> Self {
         Loaded {
             inner: Arc::new(value),
             cache_hit,
+            world,
         }
     }
 
@@ -72,6 +92,19 @@ pub struct Invocation {
     pub memory_limit: Option<u64>,
 }
 
+/// The body of a response an [`HttpService`] produces.
+pub type HttpBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, BoxError>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The future of one response.
+pub type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<HttpBody>, HandlerError>> + Send>>;
+
+/// Answers HTTP requests for a `wasi:http` proxy module, one fresh instance
+/// per request. Called on the core's tokio runtime.
+pub trait HttpService: Send + Sync {
+    fn handle(&self, request: http::Request<hyper::body::Incoming>) -> ResponseFuture;
+}
+
 /// One Wasm engine.
 pub trait Handler: Send + Sync {
     /// The name used in `run.oci.handler` and shown by `features`.
@@ -87,9 +120,23 @@ pub trait Handler: Send + Sync {
     /// same bytes and engine exists. Called at `create`.
     fn load(&self, source: Source, cache: Option<&cache::Cache>) -> Result<Loaded, HandlerError>;
 
-    /// Instantiates and runs a loaded module in the calling process (the
-    /// container's init or exec process) and returns its exit status.
+    /// Instantiates and runs a loaded command module in the calling process
+    /// (the container's init or exec process) and returns its exit status.
     fn run(&self, module: &Loaded, invocation: &Invocation) -> Result<i32, HandlerError>;
+
+    /// For a [`World::HttpProxy`] module: a service that handles each
+    /// request with a new instance. Engines without `wasi:http` keep the
+    /// default.
+    fn http_service(
+        &self,
+        _module: &Loaded,
+        _invocation: &Invocation,
+    ) -> Result<Arc<dyn HttpService>, HandlerError> {
+        Err(HandlerError::InvalidModule(format!(
+            "the {} handler does not serve wasi:http",
+            self.name()
+        )))
+    }
 }
 
 /// The 8-byte header of a core module (version 1).
@@ -128,7 +175,7 @@ mod tests {
 
     #[test]
     fn loaded_downcasts() {
-        let l = Loaded::new(42u32, true);
+        let l = Loaded::new(42u32, true, World::Command);
         assert_eq!(l.get::<u32>(), Some(&42));
         assert!(l.get::<String>().is_none());
         assert!(l.clone().cache_hit);

@@ -16,7 +16,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Arc;
 
 use runlet_handler::cache::Cache;
-use runlet_handler::{HandlerError, Invocation, Loaded, Source};
+use runlet_handler::{HandlerError, Invocation, Loaded, Source, World};
 
 pub const NAME: &str = "wasmedge";
 pub const LIBRARY: &str = "libwasmedge.so.0";
@@ -161,7 +161,7 @@ impl runlet_handler::Handler for WasmEdge {
                 "the wasmedge handler runs binary Wasm only".into(),
             ));
         }
-        Ok(Loaded::new(Arc::new(Api::load()?), false))
+        Ok(Loaded::new(Arc::new(Api::load()?), false, World::Command))
     }
 
     fn run(&self, module: &Loaded, inv: &Invocation) -> Result<i32, HandlerError> {

@@ -1,6 +1,14 @@
-//! runlet's embedded wasmtime handler: WASI preview 1 core modules and
-//! WASI preview 2 command components (`wasi:cli/run`), told apart by their
-//! header.
+//! runlet's embedded wasmtime handler: WASI preview 1 core modules, WASI
+//! preview 2 command components (`wasi:cli/run`) and `wasi:http` proxy
+//! components (`wasi:http/incoming-handler`), told apart by their header
+//! and, for components, by their exports when they are loaded (at
+//! `create`). A component that is neither fails there, naming what it
+//! exports; a WASI 0.3 component is refused (wasmtime 48's p3 support is
+//! experimental and not built).
+//!
+//! Sockets: components get `wasi:sockets` (TCP, UDP, name lookup) in the
+//! container's own network namespace, which is their isolation as it is a
+//! native process's.
 //!
 //! Threads: wasmtime-wasi's synchronous bindings lazily start a
 //! multi-threaded tokio runtime (a worker per CPU) that would count against
@@ -19,12 +27,20 @@
 
 use std::hash::{Hash, Hasher};
 
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
 use runlet_handler::cache::{Cache, Key, Mapping};
-use runlet_handler::{HandlerError, Invocation, Kind, Loaded, Source};
+use runlet_handler::{
+    BoxError, HandlerError, HttpService, Invocation, Kind, Loaded, ResponseFuture, Source, World,
+};
 use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub const NAME: &str = "wasmtime";
 /// The wasmtime release this handler is pinned to (Cargo.toml; a test
@@ -91,10 +107,93 @@ impl Wasmtime {
     }
 }
 
-/// Turns `.wat` text into binary Wasm; binary input passes through.
+/// Export and import names that mark a component's world.
+const RUN_EXPORT: &str = "wasi:cli/run@0.2";
+const HTTP_EXPORT: &str = "wasi:http/incoming-handler@0.2";
+
+/// The message for a WASI 0.3 component.
+fn p3_unsupported() -> HandlerError {
+    HandlerError::InvalidModule(format!(
+        "WASI 0.3 component: not supported by wasmtime {WASMTIME_VERSION} (runlet runs WASI 0.2 components; build for wasm32-wasip2 / WASI 0.2)"
+    ))
+}
+
+fn is_wasi_03(name: &str) -> bool {
+    name.starts_with("wasi:") && name.contains("@0.3")
+}
+
+/// The world of a component, from its export (and import) names.
+fn component_world<'a>(
+    exports: impl Iterator<Item = &'a str>,
+    imports: impl Iterator<Item = &'a str>,
+) -> Result<World, HandlerError> {
+    let exports: Vec<&str> = exports.collect();
+    if exports.iter().any(|e| e.starts_with(HTTP_EXPORT)) {
+        return Ok(World::HttpProxy);
+    }
+    if exports.iter().any(|e| e.starts_with(RUN_EXPORT)) {
+        return Ok(World::Command);
+    }
+    if exports.iter().copied().chain(imports).any(is_wasi_03) {
+        return Err(p3_unsupported());
+    }
+    let list = if exports.is_empty() {
+        "nothing".to_string()
+    } else {
+        exports.join(", ")
+    };
+    Err(HandlerError::InvalidModule(format!(
+        "component exports neither wasi:cli/run (a command) nor wasi:http/incoming-handler (an HTTP proxy); it exports {list}"
+    )))
+}
+
+/// The top-level import and export names of a component binary, read
+/// without compiling it.
+fn component_names(wasm: &[u8]) -> Vec<String> {
+    use wasmparser::{Parser, Payload};
+    let mut names = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(Payload::ComponentImportSection(reader)) => {
+                names.extend(reader.into_iter().flatten().map(|i| i.name.name.to_string()))
+            }
+            Ok(Payload::ComponentExportSection(reader)) => {
+                names.extend(reader.into_iter().flatten().map(|e| e.name.name.to_string()))
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    names
+}
+
+/// A compile error, or the clearer reason when the component is WASI 0.3
+/// (whose async types wasmtime 48 does not compile without its
+/// experimental component-model-async support).
+fn compile_error(kind: Kind, wasm: &[u8], e: wasmtime::Error) -> HandlerError {
+    if kind == Kind::Component && component_names(wasm).iter().any(|n| is_wasi_03(n)) {
+        return p3_unsupported();
+    }
+    HandlerError::InvalidModule(format!("{e:#}"))
+}
+
+/// Turns `.wat` text into binary Wasm; binary input passes through. Names
+/// what a file is when it is plainly not Wasm.
 fn to_binary(bytes: Vec<u8>) -> Result<Vec<u8>, HandlerError> {
     if bytes.starts_with(&runlet_handler::WASM_MAGIC) {
         return Ok(bytes);
+    }
+    if bytes.starts_with(b"\x7fELF") {
+        return Err(HandlerError::InvalidModule(
+            "an ELF executable, not Wasm: run it as a native container (drop the Wasm annotation)"
+                .into(),
+        ));
+    }
+    if bytes.starts_with(b"#!") {
+        return Err(HandlerError::InvalidModule(
+            "a script (#!), not Wasm: run it as a native container (drop the Wasm annotation)"
+                .into(),
+        ));
     }
     wat::parse_bytes(&bytes)
         .map(|b| b.into_owned())
@@ -121,10 +220,43 @@ impl WasiView for ComponentState {
     }
 }
 
+/// The store of one HTTP request.
+struct HttpState {
+    ctx: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for HttpState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HttpState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
 fn wasi_builder(inv: &Invocation) -> Result<WasiCtxBuilder, HandlerError> {
     let mut b = WasiCtxBuilder::new();
     // Before preopens: they capture this setting.
     b.allow_blocking_current_thread(true);
+    // Sockets (p2 components): any address, in the container's network
+    // namespace, as a native process has.
+    b.inherit_network();
+    b.allow_tcp(true);
+    b.allow_udp(true);
+    b.allow_ip_name_lookup(true);
     b.inherit_stdio();
     b.args(&inv.args);
     let env: Vec<(String, String)> = inv
@@ -174,6 +306,20 @@ fn status_of(result: wasmtime::Result<()>) -> Result<i32, HandlerError> {
 }
 
 impl Wasmtime {
+    /// What a loaded module is for: core modules are commands; a component
+    /// by its exports.
+    fn world(&self, compiled: &Compiled) -> Result<World, HandlerError> {
+        match compiled {
+            Compiled::Core(_) => Ok(World::Command),
+            Compiled::Component(c) => {
+                let ty = c.component_type();
+                let exports: Vec<&str> = ty.exports(&self.engine).map(|(n, _)| n).collect();
+                let imports: Vec<&str> = ty.imports(&self.engine).map(|(n, _)| n).collect();
+                component_world(exports.into_iter(), imports.into_iter())
+            }
+        }
+    }
+
     async fn run_core(&self, module: &Module, inv: &Invocation) -> Result<i32, HandlerError> {
         let mut linker: Linker<CoreState> = Linker::new(&self.engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
@@ -248,46 +394,149 @@ impl runlet_handler::Handler for Wasmtime {
                 "unknown Wasm version: neither a core module nor a component".into(),
             )
         })?;
+        let loaded = |compiled: Compiled, hit: bool| -> Result<Loaded, HandlerError> {
+            let world = self.world(&compiled)?;
+            Ok(Loaded::new(compiled, hit, world))
+        };
         let Some(cache) = cache else {
             let compiled = match kind {
                 Kind::CoreModule => Module::new(&self.engine, &wasm).map(Compiled::Core),
                 Kind::Component => Component::new(&self.engine, &wasm).map(Compiled::Component),
             }
-            .map_err(|e| HandlerError::InvalidModule(format!("{e:#}")))?;
-            return Ok(Loaded::new(compiled, false));
+            .map_err(|e| compile_error(kind, &wasm, e))?;
+            return loaded(compiled, false);
         };
         let key = Key::new(NAME, &self.compat(), &wasm);
         if let Some(entry) = cache.lookup(&key) {
             match self.deserialize(kind, &entry) {
-                Ok(c) => return Ok(Loaded::new(c, true)),
+                Ok(c) => return loaded(c, true),
                 // Damaged in a way the checksum could not see: rebuild.
                 Err(_) => cache.remove(&key),
             }
         }
         let code = self
             .compile(kind, &wasm)
-            .map_err(|e| HandlerError::InvalidModule(format!("{e:#}")))?;
+            .map_err(|e| compile_error(kind, &wasm, e))?;
         let entry = cache.store(&key, &code).map_err(|e| {
             HandlerError::Other(format!("wasm cache {}: {e}", cache.dir().display()))
         })?;
         let compiled = self
             .deserialize(kind, &entry)
             .map_err(|e| HandlerError::Other(format!("loading compiled code: {e:#}")))?;
-        Ok(Loaded::new(compiled, false))
+        loaded(compiled, false)
     }
 
     fn run(&self, module: &Loaded, inv: &Invocation) -> Result<i32, HandlerError> {
         let compiled = module
             .get::<Compiled>()
             .ok_or_else(|| HandlerError::Other("module was loaded by another engine".into()))?;
+        // I/O for wasi:sockets, time for clocks; on this thread only.
         let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+            .enable_all()
             .build()
             .map_err(|e| HandlerError::Other(format!("tokio runtime: {e}")))?;
         rt.block_on(async {
             match compiled {
                 Compiled::Core(m) => self.run_core(m, inv).await,
                 Compiled::Component(c) => self.run_component(c, inv).await,
+            }
+        })
+    }
+
+    fn http_service(
+        &self,
+        module: &Loaded,
+        inv: &Invocation,
+    ) -> Result<Arc<dyn HttpService>, HandlerError> {
+        let Some(Compiled::Component(component)) = module.get::<Compiled>() else {
+            return Err(HandlerError::InvalidModule(
+                "not a wasi:http proxy component".into(),
+            ));
+        };
+        let mut linker = wasmtime::component::Linker::<HttpState>::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .map_err(|e| HandlerError::Other(e.to_string()))?;
+        let pre = linker
+            .instantiate_pre(component)
+            .and_then(ProxyPre::new)
+            .map_err(|e| HandlerError::InvalidModule(format!("wasi:http proxy: {e:#}")))?;
+        Ok(Arc::new(HttpProxy {
+            pre,
+            invocation: inv.clone(),
+        }))
+    }
+}
+
+/// A wasi:http proxy component, pre-instantiated once; every request gets
+/// a fresh store and instance (as `wasmtime serve` does).
+struct HttpProxy {
+    pre: ProxyPre<HttpState>,
+    invocation: Invocation,
+}
+
+impl HttpProxy {
+    fn store(&self) -> Result<Store<HttpState>, HandlerError> {
+        let state = HttpState {
+            ctx: wasi_builder(&self.invocation)?.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: limits(&self.invocation),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        Ok(store)
+    }
+}
+
+impl HttpService for HttpProxy {
+    fn handle(&self, request: hyper::Request<hyper::body::Incoming>) -> ResponseFuture {
+        let other = |e: wasmtime::Error| HandlerError::Other(format!("{e:#}"));
+        let prepared = self.store().and_then(|mut store| {
+            let req = store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, request)
+                .map_err(other)?;
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let out = store
+                .data_mut()
+                .http()
+                .new_response_outparam(tx)
+                .map_err(other)?;
+            Ok((store, req, out, rx))
+        });
+        let pre = self.pre.clone();
+        Box::pin(async move {
+            let (mut store, req, out, rx) = prepared?;
+            // The guest may go on writing the body after it has set the
+            // response, so it runs in a task of its own.
+            let task = tokio::task::spawn(async move {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            });
+            match rx.await {
+                Ok(Ok(response)) => Ok(response.map(|body| {
+                    body.map_err(|e| -> BoxError { e.to_string().into() })
+                        .boxed_unsync()
+                })),
+                Ok(Err(code)) => Err(HandlerError::Other(format!(
+                    "the guest answered with an error: {code:?}"
+                ))),
+                Err(_) => {
+                    let why = match task.await {
+                        Ok(Ok(())) => "it returned without setting a response".to_string(),
+                        Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
+                            Some(exit) => format!("it exited with status {}", exit.0),
+                            None => format!("it trapped: {e:#}"),
+                        },
+                        Err(e) => format!("its task failed: {e}"),
+                    };
+                    Err(HandlerError::Trap(format!("no response: {why}")))
+                }
             }
         })
     }
@@ -304,6 +553,31 @@ mod tests {
             manifest.contains(&format!("wasmtime = {{ version = \"={WASMTIME_VERSION}\"")),
             "WASMTIME_VERSION differs from the wasmtime pin in Cargo.toml"
         );
+    }
+
+    #[test]
+    fn worlds_from_export_names() {
+        let w = |e: &[&str], i: &[&str]| component_world(e.iter().copied(), i.iter().copied());
+        assert_eq!(
+            w(&["wasi:http/incoming-handler@0.2.6"], &[]).ok(),
+            Some(World::HttpProxy)
+        );
+        assert_eq!(w(&["wasi:cli/run@0.2.0"], &[]).ok(), Some(World::Command));
+        let err = w(&["my:app/api"], &[]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("neither wasi:cli/run") && err.contains("my:app/api"), "{err}");
+        let err = w(&[], &["wasi:cli/environment@0.3.0-rc-2025-09-16"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("WASI 0.3 component"), "{err}");
+    }
+
+    #[test]
+    fn native_binaries_are_named() {
+        let e = to_binary(b"\x7fELF\x02\x01\x01\0rest".to_vec()).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("an ELF executable, not Wasm")));
+        let e = to_binary(b"#!/bin/sh\necho".to_vec()).err().map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("a script")));
     }
 
     #[test]

@@ -17,10 +17,27 @@
 //! `create` and `exec` refuse to go on when any file mapped into runlet is
 //! on a writable mount (see `runlet_handler::rofs`, docs/security.md).
 //!
+//! Layout: `dispatch` decides whether a container is Wasm, `entrypoint`
+//! finds the module inside the rootfs, `engines` is the table of handlers
+//! (the core sees only the `runlet_handler::Handler` trait), this file is
+//! libcontainer's `Executor` for Wasm, and `http` serves `wasi:http` proxy
+//! components.
+//!
+//! Signals: a command guest cannot install handlers, and as PID 1 of its
+//! pid namespace the init would ignore SIGTERM. runlet installs handlers
+//! that end the process as the default action ends a native one: 128+N
+//! (143 for SIGTERM, 130 for SIGINT). A proxy server stops gracefully
+//! instead (see `http`).
+//!
 //! The executor runs in the container's init process after namespaces,
 //! mounts, cgroup, capabilities and the seccomp filter are in place — the
 //! same sandbox a native process gets — and ends that process with the
 //! module's exit status.
+
+pub mod dispatch;
+pub mod engines;
+pub mod entrypoint;
+pub mod http;
 
 use std::io::Write;
 use std::os::fd::RawFd;
@@ -31,9 +48,9 @@ use anyhow::{anyhow, Result};
 use libcontainer::oci_spec::runtime::{Process, Spec};
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
 use runlet_handler::cache::Cache;
-use runlet_handler::{Handler, HandlerError, Invocation, Loaded, Source};
+use runlet_handler::{Handler, HandlerError, Invocation, Loaded, Source, World};
 
-use crate::dispatch::Workload;
+use dispatch::Workload;
 
 #[derive(Clone)]
 pub struct WasmExecutor {
@@ -44,6 +61,8 @@ pub struct WasmExecutor {
     module_path: PathBuf,
     /// For `exec`: the pipe that tells `runlet exec` the process started.
     exec_notify_fd: Option<RawFd>,
+    /// Where a wasi:http proxy is served (decided and checked at create).
+    serve: http::ServeConfig,
 }
 
 /// The executor for a workload. `root` is the container's root filesystem
@@ -52,6 +71,7 @@ pub struct WasmExecutor {
 pub fn executor_for(
     workload: &Workload,
     process: &Process,
+    annotations: Option<&std::collections::HashMap<String, String>>,
     root: &Path,
     ctx: &crate::Ctx,
     exec_notify_fd: Option<RawFd>,
@@ -60,6 +80,9 @@ pub fn executor_for(
         Workload::Native => Ok(libcontainer::workload::default::get_executor()),
         Workload::Wasm { engine } => {
             let mut executor = prepare(engine, process, root, ctx)?;
+            executor.serve =
+                http::ServeConfig::from_container(process.env().as_deref().unwrap_or_default(), annotations)?
+                    .0;
             executor.exec_notify_fd = exec_notify_fd;
             refuse_writable_mappings()?;
             Ok(Box::new(executor))
@@ -84,7 +107,7 @@ fn refuse_writable_mappings() -> Result<()> {
 }
 
 fn prepare(engine: &str, process: &Process, root: &Path, ctx: &crate::Ctx) -> Result<WasmExecutor> {
-    let handler = crate::handlers::get(engine)?;
+    let handler = crate::wasm::engines::get(engine)?;
     let args0 = process
         .args()
         .as_ref()
@@ -96,7 +119,7 @@ fn prepare(engine: &str, process: &Process, root: &Path, ctx: &crate::Ctx) -> Re
     }
     let env = process.env().clone().unwrap_or_default();
     let Some((module_path, mut file)) =
-        crate::rootfs::find_entrypoint(root, &args0, &env, process.cwd())
+        crate::wasm::entrypoint::find_entrypoint(root, &args0, &env, process.cwd())
     else {
         // Perhaps on a mount that only exists inside the container.
         return Ok(WasmExecutor {
@@ -104,6 +127,7 @@ fn prepare(engine: &str, process: &Process, root: &Path, ctx: &crate::Ctx) -> Re
             loaded: None,
             module_path: PathBuf::from(&args0),
             exec_notify_fd: None,
+            serve: default_serve(),
         });
     };
     let bytes = read_bounded(&mut file, ctx.wasm_max_module_size)
@@ -124,7 +148,36 @@ fn prepare(engine: &str, process: &Process, root: &Path, ctx: &crate::Ctx) -> Re
         loaded: Some(loaded),
         module_path,
         exec_notify_fd: None,
+        serve: default_serve(),
     })
+}
+
+fn default_serve() -> http::ServeConfig {
+    http::ServeConfig {
+        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
+        backlog: 100,
+    }
+}
+
+/// Ends the process as the default action of `signal` ends a native one.
+extern "C" fn exit_on_signal(signal: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(128 + signal) }
+}
+
+/// Installs [`exit_on_signal`] for the signals that stop a process by
+/// default and that callers send to stop a container.
+fn exit_on_stop_signals() {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        // SAFETY: a zeroed sigaction with a valid handler and an empty
+        // mask is a valid argument; the handler only calls _exit.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = exit_on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
 }
 
 /// The whole file, refused without reading it when it is larger than `max`
@@ -148,12 +201,20 @@ fn read_bounded(file: &mut std::fs::File, max: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn invocation(spec: &Spec, module_path: &Path) -> Invocation {
+fn invocation(spec: &Spec, module_path: &Path, world: World) -> Invocation {
     let process = spec.process().as_ref();
+    let mut env = process.and_then(|p| p.env().clone()).unwrap_or_default();
+    if world == World::HttpProxy {
+        // The server's own settings are not the guest's (as runwasi).
+        env.retain(|kv| {
+            !kv.starts_with(&format!("{}=", http::ADDR_ENV))
+                && !kv.starts_with(&format!("{}=", http::BACKLOG_ENV))
+        });
+    }
     Invocation {
         args: process.and_then(|p| p.args().clone()).unwrap_or_default(),
         module_path: module_path.to_path_buf(),
-        env: process.and_then(|p| p.env().clone()).unwrap_or_default(),
+        env,
         cwd: process
             .map(|p| p.cwd().clone())
             .unwrap_or_else(|| "/".into()),
@@ -211,10 +272,20 @@ impl Executor for WasmExecutor {
             // pipe in this (cloned) process; nothing uses it after this.
             unsafe { libc::close(fd) };
         }
-        match self
-            .handler
-            .run(&loaded, &invocation(spec, &self.module_path))
-        {
+        let inv = invocation(spec, &self.module_path, loaded.world);
+        let result = match loaded.world {
+            World::Command => {
+                exit_on_stop_signals();
+                self.handler.run(&loaded, &inv)
+            }
+            World::HttpProxy => {
+                let served = self.handler.http_service(&loaded, &inv).and_then(|service| {
+                    http::serve(service, &self.serve).map_err(|e| HandlerError::Other(format!("{e:#}")))
+                });
+                served
+            }
+        };
+        match result {
             Ok(code) => exit_now(code),
             Err(HandlerError::Trap(msg)) => {
                 eprintln!("runlet: {}: wasm trap: {msg}", self.module_path.display());

@@ -1,6 +1,10 @@
-//! Mount settings that libcontainer 0.7 does not apply, set once the
-//! container's init has built its root and waits for `start`.
+//! What runlet sets up once the container's init has built its root and
+//! waits for `start`: settings libcontainer 0.7 does not apply.
 //!
+//! - **Loopback up.** A new network namespace starts with `lo` down;
+//!   runc and crun bring it up, libcontainer does not, so a service
+//!   listening on 127.0.0.1 was unreachable even from an `exec` in the same
+//!   container.
 //! - **Propagation.** libcontainer mounts with open_tree/fsmount +
 //!   mount_setattr and never sets a mount's propagation, so `rshared` /
 //!   `rslave` on a bind mount (Kubernetes' Bidirectional and
@@ -13,9 +17,10 @@
 //!   remounts every mount at or below the cgroup mount's destination
 //!   read-only, keeping its other flags (which a user namespace locks).
 //!
-//! A forked child joins the init's user (if any) and mount namespaces
-//! (setns makes the container's root its own) and changes the mounts; the
-//! init itself is not involved.
+//! A forked child joins the init's user (if any), network (when the
+//! container has a new one) and mount namespaces (setns makes the
+//! container's root its own) and makes the changes; the init itself is not
+//! involved.
 
 use std::fs;
 use std::path::PathBuf;
@@ -120,10 +125,44 @@ fn changes(spec: &Spec, pid: Pid) -> Result<Vec<Change>> {
     Ok(out)
 }
 
-/// Applies the mount settings libcontainer left out (see the module doc).
+/// Whether the spec asks for a new namespace of this type (not one joined
+/// by path).
+fn new_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ && n.path().is_none()))
+}
+
+/// Sets IFF_UP on `lo` in the calling process's network namespace.
+fn loopback_up() -> bool {
+    // SAFETY: socket(2) with constant arguments; the fd is closed below.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return false;
+    }
+    // SAFETY: ifreq is plain data; the name is copied in bounds and the
+    // ioctls read and write only this struct.
+    let ok = unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *dst = *src as libc::c_char;
+        }
+        libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req) == 0 && {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock, libc::SIOCSIFFLAGS, &req) == 0
+        }
+    };
+    // SAFETY: closing the socket opened above.
+    unsafe { libc::close(sock) };
+    ok
+}
+
+/// Applies what libcontainer left out (see the module doc).
 pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
     let wanted = changes(spec, pid)?;
-    if wanted.is_empty() {
+    let new_netns = new_namespace(spec, LinuxNamespaceType::Network);
+    if wanted.is_empty() && !new_netns {
         return Ok(());
     }
     let has_userns = spec
@@ -141,6 +180,7 @@ pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
         None
     };
     let mntns = open("mnt")?;
+    let netns = if new_netns { Some(open("net")?) } else { None };
     // SAFETY: runlet is single-threaded here; the child only makes system
     // calls (setns, mount) and exits without returning into Rust code that
     // could depend on the parent's state.
@@ -151,10 +191,17 @@ pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
             let joined = userns
                 .as_ref()
                 .is_none_or(|u| setns(u, CloneFlags::CLONE_NEWUSER).is_ok())
+                && netns
+                    .as_ref()
+                    .is_none_or(|n| setns(n, CloneFlags::CLONE_NEWNET).is_ok())
                 && setns(&mntns, CloneFlags::CLONE_NEWNS).is_ok();
             if !joined {
                 // SAFETY: _exit ends the forked child without running destructors.
                 unsafe { libc::_exit(255) }
+            }
+            if netns.is_some() && !loopback_up() {
+                // SAFETY: _exit ends the forked child without running destructors.
+                unsafe { libc::_exit(253) }
             }
             for (i, change) in wanted.iter().enumerate() {
                 let ok = match change {
@@ -171,7 +218,7 @@ pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
                 }
                 .is_ok();
                 if !ok && failed == 0 {
-                    failed = (i + 1).min(254) as u8;
+                    failed = (i + 1).min(252) as u8;
                 }
             }
             // SAFETY: _exit ends the forked child without running destructors.
@@ -180,7 +227,10 @@ pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
         nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
             Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
             Ok(nix::sys::wait::WaitStatus::Exited(_, 255)) => {
-                bail!("mounts: cannot join the container's mount namespace")
+                bail!("cannot join the container's namespaces")
+            }
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 253)) => {
+                bail!("network namespace: bringing the loopback interface up failed")
             }
             Ok(nix::sys::wait::WaitStatus::Exited(_, n)) => {
                 let what = match wanted.get((n as usize).saturating_sub(1)) {

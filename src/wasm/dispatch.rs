@@ -80,7 +80,7 @@ fn has_wasm_suffix(args0: &str) -> bool {
 
 /// The dispatch rules (see the module documentation).
 pub fn decide_from(i: &Inputs<'_>) -> Result<Workload> {
-    let default = crate::handlers::DEFAULT_ENGINE;
+    let default = crate::wasm::engines::DEFAULT_ENGINE;
     let sandbox = SANDBOX_ANNOTATIONS
         .iter()
         .any(|k| i.annotations.get(*k).is_some_and(|v| v == "sandbox"));
@@ -96,10 +96,10 @@ pub fn decide_from(i: &Inputs<'_>) -> Result<Workload> {
             "wasm" => Ok(Workload::wasm(default)),
             "wasm-smart" if suffix => Ok(Workload::wasm(default)),
             "wasm-smart" => Ok(Workload::Native),
-            name if crate::handlers::is_known(name) => Ok(Workload::wasm(name)),
+            name if crate::wasm::engines::is_known(name) => Ok(Workload::wasm(name)),
             other => bail!(
                 "annotation {HANDLER_ANNOTATION}={other:?}: unknown handler (use wasm, wasm-smart or one of: {})",
-                crate::handlers::KNOWN.join(", ")
+                crate::wasm::engines::KNOWN.join(", ")
             ),
         };
     }
@@ -139,8 +139,8 @@ pub fn decide(spec: &Spec, rootfs: &Path) -> Result<Workload> {
         .map(|p| p.cwd().clone())
         .unwrap_or_else(|| "/".into());
     let file_is_wasm = || {
-        crate::rootfs::find_entrypoint(rootfs, args0, &env, &cwd)
-            .is_some_and(|(_, mut f)| crate::rootfs::has_wasm_magic(&mut f))
+        crate::wasm::entrypoint::find_entrypoint(rootfs, args0, &env, &cwd)
+            .is_some_and(|(_, mut f)| crate::wasm::entrypoint::has_wasm_magic(&mut f))
     };
     decide_from(&Inputs {
         annotations,
@@ -155,13 +155,13 @@ pub fn decide(spec: &Spec, rootfs: &Path) -> Result<Workload> {
 /// in a container whose own process is Wasm.
 pub fn decide_exec(root: &Path, args: &[String], env: &[String], cwd: &Path) -> Workload {
     let args0 = args.first().map(String::as_str).unwrap_or_default();
-    let found = crate::rootfs::find_entrypoint(root, args0, env, cwd);
+    let found = crate::wasm::entrypoint::find_entrypoint(root, args0, env, cwd);
     let wasm = match found {
-        Some((_, mut f)) => crate::rootfs::has_wasm_magic(&mut f) || has_wasm_suffix(args0),
+        Some((_, mut f)) => crate::wasm::entrypoint::has_wasm_magic(&mut f) || has_wasm_suffix(args0),
         None => has_wasm_suffix(args0),
     };
     if wasm {
-        Workload::wasm(crate::handlers::DEFAULT_ENGINE)
+        Workload::wasm(crate::wasm::engines::DEFAULT_ENGINE)
     } else {
         Workload::Native
     }
