@@ -1,5 +1,5 @@
 //! runlet: a runc-compatible OCI runtime built on youki's libcontainer,
-//! with an embedded WebAssembly handler (see src/dispatch.rs and src/wasm.rs).
+//! with an embedded WebAssembly handler (see src/wasm/).
 
 mod cgroups;
 mod cli;
@@ -7,8 +7,8 @@ mod commands;
 mod container;
 mod foreground;
 mod logging;
-mod post_create;
 mod notify;
+mod post_create;
 mod protect;
 mod spec;
 mod state;

@@ -60,6 +60,7 @@ fn image_dir(env: &Env, name: &str, wasm_only: bool) -> PathBuf {
         // A Wasm image: the module and nothing else.
         std::fs::copy(common::fixture("probe-p1.wasm"), dir.join("probe.wasm")).expect("copy");
         std::fs::copy(common::fixture("exit42.wat"), dir.join("exit42.wat")).expect("copy");
+        std::fs::copy(common::fixture("http-probe.wasm"), dir.join("http.wasm")).expect("copy");
     } else {
         let rootfs = env.bundle.join("rootfs");
         let status = Command::new("cp")
@@ -68,6 +69,14 @@ fn image_dir(env: &Env, name: &str, wasm_only: bool) -> PathBuf {
             .arg(&dir)
             .status();
         assert!(status.is_ok_and(|s| s.success()), "copy rootfs");
+        // A pod's infra command, and a Wasm service for pods.
+        std::fs::write(dir.join("pause"), "#!/bin/sh\nexec sleep 2147483647\n").expect("pause");
+        std::fs::set_permissions(
+            dir.join("pause"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        std::fs::copy(common::fixture("http-probe.wasm"), dir.join("http.wasm")).expect("copy");
     }
     dir
 }
@@ -92,6 +101,10 @@ impl Podman {
         ))
         .expect("contrib/podman/containers.conf");
         let conf = base.join("containers.conf");
+        // This machine lacks CAP_SYS_RESOURCE: podman's default RLIMIT_NOFILE
+        // (1048576) fails in every runtime, infra containers included.
+        let limits =
+            "\n[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n";
         std::fs::write(
             &conf,
             shipped.replace(
@@ -101,7 +114,7 @@ impl Podman {
                     .join("runlet")
                     .to_str()
                     .expect("utf8"),
-            ),
+            ) + limits,
         )
         .expect("write conf");
         let runroot = PathBuf::from(format!("/tmp/rlp-{}-{}", std::process::id(), rand_suffix()));
@@ -450,13 +463,87 @@ fn podman_wasm_image() {
     assert!(p
         .logs_containing(&env, "w2", "logged")
         .contains("argv=/probe.wasm info logged"));
-    assert_ok(&p.run(&env, &["stop", "-t", "1", "w1"]), "stop");
-    assert_eq!(
-        p.exit_code(&env, "w1"),
-        "137",
-        "a module ignores SIGTERM as PID 1 and is killed after the timeout"
-    );
+    // A guest cannot handle SIGTERM; runlet ends it as the signal ends a
+    // native process (143), at once rather than after the timeout.
+    assert_ok(&p.run(&env, &["stop", "-t", "30", "w1"]), "stop");
+    assert_eq!(p.exit_code(&env, "w1"), "143");
     assert_ok(&p.run(&env, &["rm", "-f", "w1", "w2"]), "rm");
+}
+
+#[test]
+fn podman_pod_with_a_wasm_service_and_a_native_sidecar() {
+    require!("podman", "conmon");
+    let env = Env::new("podman-pod");
+    let p = Podman::new(&env);
+    p.import_busybox(&env);
+    // The pause (infra) container is native; the pod shares one network
+    // namespace (loopback only: --network none needs no CNI).
+    assert_ok(
+        &p.run(
+            &env,
+            &[
+                "pod",
+                "create",
+                "--name",
+                "pod1",
+                "--network",
+                "none",
+                "--infra-image",
+                "localhost/rl-bb",
+                "--infra-command",
+                "/pause",
+            ],
+        ),
+        "pod create",
+    );
+    // The Wasm service: detected by its magic bytes, no annotation.
+    assert_ok(
+        &p.run(
+            &env,
+            &[
+                "run",
+                "-d",
+                "--pod",
+                "pod1",
+                "--name",
+                "web",
+                "localhost/rl-bb",
+                "/http.wasm",
+            ],
+        ),
+        "run wasm service",
+    );
+    // A native sidecar in the same pod reaches it on the pod's loopback.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let out = p.run(
+            &env,
+            &[
+                "run",
+                "--rm",
+                "--pod",
+                "pod1",
+                "localhost/rl-bb",
+                "busybox",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1:8080/",
+            ],
+        );
+        if out.status.success() || Instant::now() > deadline {
+            break assert_ok(&out, "sidecar wget");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(body, "hello from wasi:http\n");
+    // podman stop: SIGTERM ends the server at once (exit 0), well before
+    // the 30 s timeout would send SIGKILL.
+    assert_ok(&p.run(&env, &["stop", "-t", "30", "web"]), "stop");
+    assert_eq!(p.exit_code(&env, "web"), "0");
+    assert_ok(
+        &p.run(&env, &["pod", "rm", "-f", "-t", "0", "pod1"]),
+        "pod rm",
+    );
 }
 
 /// A containerd of our own: private socket, root and state dirs, with

@@ -157,7 +157,9 @@ pub fn decide_exec(root: &Path, args: &[String], env: &[String], cwd: &Path) -> 
     let args0 = args.first().map(String::as_str).unwrap_or_default();
     let found = crate::wasm::entrypoint::find_entrypoint(root, args0, env, cwd);
     let wasm = match found {
-        Some((_, mut f)) => crate::wasm::entrypoint::has_wasm_magic(&mut f) || has_wasm_suffix(args0),
+        Some((_, mut f)) => {
+            crate::wasm::entrypoint::has_wasm_magic(&mut f) || has_wasm_suffix(args0)
+        }
         None => has_wasm_suffix(args0),
     };
     if wasm {

@@ -75,12 +75,9 @@ impl ServeConfig {
             None => DEFAULT_ADDR.parse()?,
         };
         let backlog = match backlog {
-            Some(v) => v
-                .trim()
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| anyhow!("process.env {BACKLOG_ENV}: {v:?} is not a positive number"))?,
+            Some(v) => v.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                anyhow!("process.env {BACKLOG_ENV}: {v:?} is not a positive number")
+            })?,
             None => DEFAULT_BACKLOG,
         };
         Ok((ServeConfig { addr, backlog }, rest))
@@ -92,7 +89,8 @@ fn error_response(status: u16, text: &str) -> http::Response<HttpBody> {
         .map_err(|never| match never {})
         .boxed_unsync();
     let mut resp = http::Response::new(body);
-    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     resp
 }
 

@@ -80,9 +80,11 @@ pub fn executor_for(
         Workload::Native => Ok(libcontainer::workload::default::get_executor()),
         Workload::Wasm { engine } => {
             let mut executor = prepare(engine, process, root, ctx)?;
-            executor.serve =
-                http::ServeConfig::from_container(process.env().as_deref().unwrap_or_default(), annotations)?
-                    .0;
+            executor.serve = http::ServeConfig::from_container(
+                process.env().as_deref().unwrap_or_default(),
+                annotations,
+            )?
+            .0;
             executor.exec_notify_fd = exec_notify_fd;
             refuse_writable_mappings()?;
             Ok(Box::new(executor))
@@ -165,15 +167,28 @@ extern "C" fn exit_on_signal(signal: libc::c_int) {
     unsafe { libc::_exit(128 + signal) }
 }
 
-/// Installs [`exit_on_signal`] for the signals that stop a process by
-/// default and that callers send to stop a container.
-fn exit_on_stop_signals() {
+/// Ends a proxy server that is not serving yet: nothing is in flight, so
+/// this is the clean stop the server itself would make.
+extern "C" fn exit_cleanly(_signal: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(0) }
+}
+
+/// Installs a handler for the signals that stop a process by default and
+/// that callers send to stop a container. Done before the init waits for
+/// `start`, so a stop is never lost in between; the proxy server replaces
+/// it with its own graceful handling once it serves.
+fn handle_stop_signals(world: World) {
+    let handler = match world {
+        World::Command => exit_on_signal as extern "C" fn(libc::c_int),
+        World::HttpProxy => exit_cleanly as extern "C" fn(libc::c_int),
+    };
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         // SAFETY: a zeroed sigaction with a valid handler and an empty
         // mask is a valid argument; the handler only calls _exit.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = exit_on_signal as extern "C" fn(libc::c_int) as usize;
+            action.sa_sigaction = handler as usize;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
@@ -243,7 +258,11 @@ fn exit_now(code: i32) -> ! {
 
 impl Executor for WasmExecutor {
     fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
-        // Runs inside the container, after pivot_root.
+        // Runs inside the container, after pivot_root, before the wait for
+        // `start`.
+        if let Some(loaded) = &self.loaded {
+            handle_stop_signals(loaded.world);
+        }
         if self.loaded.is_none() && !self.module_path.is_file() {
             return Err(ExecutorValidationError::ArgValidationError(format!(
                 "executable '{}' not found in the container",
@@ -275,13 +294,19 @@ impl Executor for WasmExecutor {
         let inv = invocation(spec, &self.module_path, loaded.world);
         let result = match loaded.world {
             World::Command => {
-                exit_on_stop_signals();
+                if self.loaded.is_none() {
+                    handle_stop_signals(World::Command);
+                }
                 self.handler.run(&loaded, &inv)
             }
             World::HttpProxy => {
-                let served = self.handler.http_service(&loaded, &inv).and_then(|service| {
-                    http::serve(service, &self.serve).map_err(|e| HandlerError::Other(format!("{e:#}")))
-                });
+                let served = self
+                    .handler
+                    .http_service(&loaded, &inv)
+                    .and_then(|service| {
+                        http::serve(service, &self.serve)
+                            .map_err(|e| HandlerError::Other(format!("{e:#}")))
+                    });
                 served
             }
         };

@@ -38,8 +38,8 @@ use wasmtime::component::{Component, ResourceTable};
 use wasmtime::{Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub const NAME: &str = "wasmtime";
@@ -154,12 +154,18 @@ fn component_names(wasm: &[u8]) -> Vec<String> {
     let mut names = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
         match payload {
-            Ok(Payload::ComponentImportSection(reader)) => {
-                names.extend(reader.into_iter().flatten().map(|i| i.name.name.to_string()))
-            }
-            Ok(Payload::ComponentExportSection(reader)) => {
-                names.extend(reader.into_iter().flatten().map(|e| e.name.name.to_string()))
-            }
+            Ok(Payload::ComponentImportSection(reader)) => names.extend(
+                reader
+                    .into_iter()
+                    .flatten()
+                    .map(|i| i.name.name.to_string()),
+            ),
+            Ok(Payload::ComponentExportSection(reader)) => names.extend(
+                reader
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.name.name.to_string()),
+            ),
             Ok(_) => {}
             Err(_) => break,
         }
@@ -563,8 +569,14 @@ mod tests {
             Some(World::HttpProxy)
         );
         assert_eq!(w(&["wasi:cli/run@0.2.0"], &[]).ok(), Some(World::Command));
-        let err = w(&["my:app/api"], &[]).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("neither wasi:cli/run") && err.contains("my:app/api"), "{err}");
+        let err = w(&["my:app/api"], &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("neither wasi:cli/run") && err.contains("my:app/api"),
+            "{err}"
+        );
         let err = w(&[], &["wasi:cli/environment@0.3.0-rc-2025-09-16"])
             .err()
             .map(|e| e.to_string())
@@ -574,9 +586,13 @@ mod tests {
 
     #[test]
     fn native_binaries_are_named() {
-        let e = to_binary(b"\x7fELF\x02\x01\x01\0rest".to_vec()).err().map(|e| e.to_string());
+        let e = to_binary(b"\x7fELF\x02\x01\x01\0rest".to_vec())
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("an ELF executable, not Wasm")));
-        let e = to_binary(b"#!/bin/sh\necho".to_vec()).err().map(|e| e.to_string());
+        let e = to_binary(b"#!/bin/sh\necho".to_vec())
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("a script")));
     }
 
