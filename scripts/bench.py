@@ -277,6 +277,186 @@ def bench_throughput(k=4, n=80):
     return {"parallel": k, "containers": n, "results": out}
 
 
+# ---------------------------------------------------------------- wasm services
+import re
+import socket
+import urllib.request
+
+HTTP_FIXTURE = REPO / "tests/fixtures/wasm/http-probe.wasm"
+SERVICE_N = int(os.environ.get("BENCH_SERVICES", "1000"))
+WASMTIME_CLI_DIR = Path(os.environ.get("BENCH_WASMTIME_CLI_DIR", "/var/tmp/runlet-bench-wasmtime-cli"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_ok(port, timeout=1.0):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeout) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def wait_200(port, deadline_s=60.0):
+    """Polls until the first HTTP 200; returns when it came (perf_counter)."""
+    end = time.perf_counter() + deadline_s
+    while time.perf_counter() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                c.sendall(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                if c.recv(16).startswith(b"HTTP/1.1 200"):
+                    return time.perf_counter()
+        except OSError:
+            pass
+        time.sleep(0.0002)
+    raise RuntimeError(f"no HTTP 200 on port {port}")
+
+
+def service_bundle(name, port):
+    """The hello wasi:http component in the host network namespace on `port`."""
+    d = bundle(name, ["/app/http-probe.wasm"], [HTTP_FIXTURE])
+    cfg = Path(d) / "config.json"
+    c = json.loads(cfg.read_text())
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+    c["process"]["env"].append(f"WASMTIME_HTTP_PROXY_SOCKET_ADDR=127.0.0.1:{port}")
+    cfg.write_text(json.dumps(c))
+    return d
+
+
+def wrk(port, connections, seconds=5):
+    """requests/s and p50/p99 latency (ms) from wrk, bounded in time."""
+    threads = 1 if connections == 1 else 2
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+
+    def ms(label):
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            return float("nan")
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else (v * 1000 if unit == "s" else v)
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50": ms("50"), "p99": ms("99"), "non2xx": int(errors.group(1)) if errors else 0}
+
+
+def wasmtime_cli():
+    """`wasmtime serve` 48.0.8, built into a directory of the bench's own
+    when BENCH_WASMTIME_CLI=1 (about 15 minutes on 2 cores)."""
+    binary = WASMTIME_CLI_DIR / "bin" / "wasmtime"
+    if binary.exists():
+        return str(binary)
+    if os.environ.get("BENCH_WASMTIME_CLI") != "1":
+        return None
+    print("building wasmtime-cli 48.0.8 (BENCH_WASMTIME_CLI=1) ...", flush=True)
+    sh("cargo", "install", "--quiet", "--locked", "wasmtime-cli", "--version", "=48.0.8", "--root",
+       str(WASMTIME_CLI_DIR), "--target-dir", str(WASMTIME_CLI_DIR / "target"))
+    return str(binary)
+
+
+def bench_services():
+    root = root_for("svc")
+    out = {"load": {}, "start": {}, "pss": None, "capacity": None}
+
+    # Load at 1, 16 and 64 connections: runlet, and wasmtime serve if built.
+    port = free_port()
+    b = service_bundle("svc", port)
+    sh(RUNLET, "--root", root, "run", "-d", "--bundle", b, "svc", stdout=subprocess.DEVNULL)
+    wait_200(port)
+    servers = {"runlet": port}
+    cli = wasmtime_cli()
+    cli_proc = None
+    if cli:
+        cport = free_port()
+        cli_proc = subprocess.Popen([cli, "serve", "--addr", f"127.0.0.1:{cport}", str(HTTP_FIXTURE)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_200(cport)
+        servers["wasmtime serve"] = cport
+    for conns in (1, 16, 64):
+        for name, p in servers.items():  # side by side, alternating
+            out["load"][(name, conns)] = wrk(p, conns)
+    quiet(RUNLET, "--root", root, "delete", "--force", "svc")
+    if cli_proc:
+        cli_proc.terminate()
+        cli_proc.wait()
+
+    # From `runlet start` (and from `run -d`) to the first HTTP 200.
+    def start_to_200(cold):
+        p = free_port()
+        bb = service_bundle("svc-start", p)
+        if cold:
+            shutil.rmtree(CACHE, ignore_errors=True)
+        sh(RUNLET, "--root", root, "create", "--bundle", bb, "st", stdout=subprocess.DEVNULL)
+        t = time.perf_counter()
+        sh(RUNLET, "--root", root, "start", "st")
+        ms = (wait_200(p) - t) * 1000
+        quiet(RUNLET, "--root", root, "delete", "--force", "st")
+        return ms
+
+    def run_to_200(cold):
+        p = free_port()
+        bb = service_bundle("svc-run", p)
+        if cold:
+            shutil.rmtree(CACHE, ignore_errors=True)
+        t = time.perf_counter()
+        sh(RUNLET, "--root", root, "run", "-d", "--bundle", bb, "rt", stdout=subprocess.DEVNULL)
+        ms = (wait_200(p) - t) * 1000
+        quiet(RUNLET, "--root", root, "delete", "--force", "rt")
+        return ms
+
+    n = max(5, ITER // 4)
+    out["start"] = {
+        "start → 200, warm cache": stats([start_to_200(False) for _ in range(ITER)]),
+        "run -d → 200, warm cache": stats([run_to_200(False) for _ in range(ITER)]),
+        "run -d → 200, cold cache": stats([run_to_200(True) for _ in range(n)]),
+    }
+
+    # Idle PSS at 50 serving containers, then how many this machine holds.
+    def start_many(count, prefix):
+        ports, pids = [], []
+        for i in range(count):
+            p = free_port()
+            bb = service_bundle("svc-many", p)
+            r = quiet(RUNLET, "--root", root, "run", "-d", "--bundle", bb, f"{prefix}{i}")
+            if r.returncode != 0:
+                break
+            st = json.loads(subprocess.run([RUNLET, "--root", root, "state", f"{prefix}{i}"],
+                                           capture_output=True, check=True).stdout)
+            ports.append(p)
+            pids.append(st["pid"])
+        return ports, pids
+
+    def stop_many(count, prefix):
+        for i in range(count):
+            quiet(RUNLET, "--root", root, "delete", "--force", f"{prefix}{i}")
+
+    ports, pids = start_many(50, "idle")
+    for p in ports:
+        wait_200(p)
+    time.sleep(1.0)
+    total = sum(pss_kib(p) for p in pids)
+    out["pss"] = {"containers": len(pids), "per_container_mib": total / 1024 / max(1, len(pids))}
+    stop_many(50, "idle")
+
+    if SERVICE_N > 0:
+        t = time.perf_counter()
+        ports, pids = start_many(SERVICE_N, "cap")
+        started = len(ports)
+        answered = sum(1 for p in ports if http_ok(p, timeout=10))
+        mem = int(Path("/proc/meminfo").read_text().split("MemAvailable:")[1].split()[0]) // 1024
+        total = sum(pss_kib(p) for p in pids)
+        out["capacity"] = {"asked": SERVICE_N, "started": started, "answered": answered,
+                           "seconds": time.perf_counter() - t, "pss_mib": total / 1024,
+                           "mem_available_mib": mem}
+        stop_many(SERVICE_N, "cap")
+    return out
+
+
 # ---------------------------------------------------------------- report
 def version(binary):
     try:
@@ -363,16 +543,32 @@ def main():
     print("memory done", flush=True)
     tput = bench_throughput()
     print("throughput done", flush=True)
+    svc = bench_services()
+    print("services done", flush=True)
 
     crun_ratio = run["runlet"]["median"] / run["crun"]["median"] if "crun" in run else None
     wasm_ratio = warm["wasm p1 warm"]["median"] / warm["native /bin/true"]["median"]
     wasm_pss = pss["wasm p1 sleep"]["per_container_mib"]
+    load16 = svc["load"][("runlet", 16)]
+    warm200 = svc["start"]["start → 200, warm cache"]["median"]
+    vs_cli = (svc["load"][("runlet", 16)]["rps"] / svc["load"][("wasmtime serve", 16)]["rps"]
+              if ("wasmtime serve", 16) in svc["load"] else None)
     targets = [
         ("native `run` median ≤ 0.90× crun", f"{crun_ratio:.2f}×" if crun_ratio else "crun absent",
          crun_ratio is not None and crun_ratio <= 0.90),
         ("Wasm warm `run` ≤ 1.10× runlet native", f"{wasm_ratio:.2f}×", wasm_ratio <= 1.10),
         ("idle Wasm container PSS ≤ 2 MB", f"{wasm_pss:.2f} MiB", wasm_pss <= 2.0),
         ("cold-cache penalty (ms per MB of Wasm)", f"{per_mb['penalty_ms_per_mb']:.1f} vs plain wasmtime {per_mb['plain_ms_per_mb']:.1f}", None),
+        ("wasi:http p99 < 5 ms at 16 connections", f"{load16['p99']:.2f} ms", load16["p99"] < 5),
+        ("wasi:http requests/s ≥ 1.0× `wasmtime serve` (16 connections)",
+         f"{vs_cli:.2f}×" if vs_cli else "not measured (BENCH_WASMTIME_CLI=1 builds it)",
+         vs_cli >= 1.0 if vs_cli else None),
+        ("`start` → first HTTP 200 < 20 ms, warm cache", f"{warm200:.2f} ms", warm200 < 20),
+        ("idle wasi:http service PSS ≤ 2 MB", f"{svc['pss']['per_container_mib']:.2f} MiB",
+         svc["pss"]["per_container_mib"] <= 2.0),
+        ("idle wasi:http services held, each answering (aim 1000)",
+         f"{svc['capacity']['answered']} of {svc['capacity']['asked']}" if svc["capacity"] else "not run",
+         svc["capacity"]["answered"] >= 1000 if svc["capacity"] else None),
     ]
     md = [
         "# Benchmarks",
@@ -444,6 +640,24 @@ def main():
         "| runtime | containers/s | failed |",
         "|---|---|---|",
         *[f"| {rt} | {r['per_second']:.1f} | {r['failed']} |" for rt, r in tput["results"].items()],
+        "",
+        "## Wasm services: the hello wasi:http component",
+        "Served by runlet inside the container (host network namespace, 127.0.0.1), one instance per request; "
+        "`wrk` on the same 2 cores, 5 s per case, runlet and `wasmtime serve` alternating.",
+        "",
+        "| server | connections | requests/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|",
+        *[f"| {name} | {c} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | {r['non2xx']} |"
+          for (name, c), r in svc["load"].items()],
+        "",
+        table_vs(svc["start"], "start → 200, warm cache"),
+        "",
+        f"Idle PSS: {svc['pss']['per_container_mib']:.2f} MiB per serving container at {svc['pss']['containers']} containers "
+        "(sum of the inits' /proc/<pid>/smaps_rollup).",
+        "",
+        *([f"Capacity: {c['started']} of {c['asked']} idle wasi:http containers started in {c['seconds']:.0f} s, "
+           f"{c['answered']} answered a request; together {c['pss_mib']:.0f} MiB PSS, "
+           f"{c['mem_available_mib']} MiB still available."] if (c := svc["capacity"]) else []),
         "",
         "## Latency distributions",
         "![latency](bench-latency.svg)",

@@ -16,7 +16,7 @@
 //! - Concurrency: a tokio runtime with one worker per CPU the container may
 //!   use (`available_parallelism`, which follows the cgroup CPU quota);
 //!   requests on a worker interleave while they wait.
-//! - Stopping: on SIGTERM or SIGINT the listener closes at once, requests in
+//! - Stopping: on SIGTERM, SIGINT or SIGHUP the listener closes at once, requests in
 //!   flight get up to [`GRACE`] to finish, and the process exits 0 — a
 //!   clean, asked-for stop (SIGKILL stays immediate).
 
@@ -38,6 +38,9 @@ pub const DEFAULT_ADDR: &str = "0.0.0.0:8080";
 const DEFAULT_BACKLOG: u32 = 100;
 /// How long requests in flight may take to finish after SIGTERM/SIGINT.
 pub const GRACE: Duration = Duration::from_secs(5);
+/// Set once the server handles stop signals itself (read by the handler
+/// the executor installs before `start`).
+pub static SERVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Where and how a proxy component is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +116,8 @@ async fn run(service: Arc<dyn HttpService>, config: &ServeConfig) -> Result<i32>
     // signals it has no handler for.
     let mut term = signal(SignalKind::terminate()).map_err(|e| anyhow!("SIGTERM handler: {e}"))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| anyhow!("SIGINT handler: {e}"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| anyhow!("SIGHUP handler: {e}"))?;
+    SERVING.store(true, std::sync::atomic::Ordering::SeqCst);
 
     let socket = if config.addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()
@@ -144,6 +149,7 @@ async fn run(service: Arc<dyn HttpService>, config: &ServeConfig) -> Result<i32>
             },
             _ = term.recv() => break,
             _ = int.recv() => break,
+            _ = hup.recv() => break,
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();

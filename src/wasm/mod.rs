@@ -168,10 +168,14 @@ extern "C" fn exit_on_signal(signal: libc::c_int) {
 }
 
 /// Ends a proxy server that is not serving yet: nothing is in flight, so
-/// this is the clean stop the server itself would make.
+/// this is the clean stop the server itself would make. Once the server
+/// handles the signals itself ([`http::SERVING`]), this does nothing: tokio
+/// chains to the handler it found installed, which is this one.
 extern "C" fn exit_cleanly(_signal: libc::c_int) {
-    // SAFETY: _exit is async-signal-safe.
-    unsafe { libc::_exit(0) }
+    if !http::SERVING.load(std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(0) }
+    }
 }
 
 /// Installs a handler for the signals that stop a process by default and
