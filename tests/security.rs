@@ -144,11 +144,15 @@ fn exec_process_image_is_read_only() {
     env.ok(&["delete", "-f", &id]);
 }
 
-/// Capabilities for every set but inheritable/ambient.
+/// These capabilities in the bounding, effective and permitted sets; none
+/// inheritable or ambient.
 fn give_caps(env: &Env, caps: &[&str]) {
     env.config(|c| {
         for set in ["bounding", "effective", "permitted"] {
             c["process"]["capabilities"][set] = serde_json::json!(caps);
+        }
+        for set in ["inheritable", "ambient"] {
+            c["process"]["capabilities"][set] = serde_json::json!([]);
         }
     });
 }

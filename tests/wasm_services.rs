@@ -122,6 +122,17 @@ fn wasi_http_component_is_served_per_request() {
     assert_eq!(ok, 16 * 8);
     assert_eq!(http_get(&addr, "/missing").expect("404").0, 404);
 
+    // HTTP/2 with prior knowledge, as gRPC-style clients speak it.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--http2-prior-knowledge", "-w", " http/%{http_version}"])
+        .arg(format!("http://{addr}/"))
+        .output()
+        .expect("curl (scripts/setup installs it)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from wasi:http\n http/2"
+    );
+
     // A process exec'd into the serving container.
     let out = env.ok(&["exec", &id, "/app/probe-p2.wasm", "hello"]);
     assert_eq!(out, "hello from wasm\n");
