@@ -124,7 +124,12 @@ fn wasi_http_component_is_served_per_request() {
 
     // HTTP/2 with prior knowledge, as gRPC-style clients speak it.
     let out = std::process::Command::new("curl")
-        .args(["-s", "--http2-prior-knowledge", "-w", " http/%{http_version}"])
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-w",
+            " http/%{http_version}",
+        ])
         .arg(format!("http://{addr}/"))
         .output()
         .expect("curl (scripts/setup installs it)");

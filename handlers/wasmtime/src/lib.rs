@@ -61,6 +61,30 @@ pub struct Wasmtime {
     engine: Engine,
 }
 
+/// Concurrent requests one wasi:http container can hold in its instance
+/// pool; the server makes more wait for a free slot.
+pub const HTTP_POOL_INSTANCES: u32 = 1000;
+
+/// The engine that serves a wasi:http proxy: wasmtime's pooling allocator.
+/// A fresh instance per request would otherwise mmap and munmap its linear
+/// memories, tables and fiber stack every time; in a multi-threaded server
+/// that churn is mostly kernel time (TLB shootdowns, mmap lock). The pool
+/// reserves address space once and reuses its slots. Same compilation
+/// settings as the default engine, so the cached code loads in both.
+fn pooling_engine() -> wasmtime::Result<Engine> {
+    let mut pool = wasmtime::PoolingAllocationConfig::default();
+    pool.total_component_instances(HTTP_POOL_INSTANCES)
+        // A Rust wasip2 component has a few core instances, memories and
+        // tables (the program, the WASI adapter, shims).
+        .total_core_instances(HTTP_POOL_INSTANCES * 8)
+        .total_memories(HTTP_POOL_INSTANCES * 2)
+        .total_tables(HTTP_POOL_INSTANCES * 4)
+        .total_stacks(HTTP_POOL_INSTANCES);
+    let mut config = Config::new();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+}
+
 impl Wasmtime {
     pub fn new() -> Result<Self, HandlerError> {
         let config = Config::new();
@@ -97,6 +121,15 @@ impl Wasmtime {
                 }
             })
         }
+    }
+
+    /// The same cached code, loaded into a pooling engine for serving; None
+    /// (serve from the default engine) if that engine cannot be made here.
+    fn for_serving(&self, kind: Kind, entry: &Mapping) -> Option<Compiled> {
+        let pooled = Wasmtime {
+            engine: pooling_engine().ok()?,
+        };
+        pooled.deserialize(kind, entry).ok()
     }
 
     fn compile(&self, kind: Kind, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
@@ -400,8 +433,16 @@ impl runlet_handler::Handler for Wasmtime {
                 "unknown Wasm version: neither a core module nor a component".into(),
             )
         })?;
-        let loaded = |compiled: Compiled, hit: bool| -> Result<Loaded, HandlerError> {
+        // A proxy is served from the pooling engine: the cached code is
+        // loaded into it again (a second mmap of the same file).
+        let loaded = |compiled: Compiled, hit: bool, entry: Option<&Mapping>| {
             let world = self.world(&compiled)?;
+            let compiled = match (world, entry) {
+                (World::HttpProxy, Some(entry)) => {
+                    self.for_serving(kind, entry).unwrap_or(compiled)
+                }
+                _ => compiled,
+            };
             Ok(Loaded::new(compiled, hit, world))
         };
         let Some(cache) = cache else {
@@ -410,12 +451,12 @@ impl runlet_handler::Handler for Wasmtime {
                 Kind::Component => Component::new(&self.engine, &wasm).map(Compiled::Component),
             }
             .map_err(|e| compile_error(kind, &wasm, e))?;
-            return loaded(compiled, false);
+            return loaded(compiled, false, None);
         };
         let key = Key::new(NAME, &self.compat(), &wasm);
         if let Some(entry) = cache.lookup(&key) {
             match self.deserialize(kind, &entry) {
-                Ok(c) => return loaded(c, true),
+                Ok(c) => return loaded(c, true, Some(&entry)),
                 // Damaged in a way the checksum could not see: rebuild.
                 Err(_) => cache.remove(&key),
             }
@@ -429,7 +470,7 @@ impl runlet_handler::Handler for Wasmtime {
         let compiled = self
             .deserialize(kind, &entry)
             .map_err(|e| HandlerError::Other(format!("loading compiled code: {e:#}")))?;
-        loaded(compiled, false)
+        loaded(compiled, false, Some(&entry))
     }
 
     fn run(&self, module: &Loaded, inv: &Invocation) -> Result<i32, HandlerError> {
@@ -459,7 +500,7 @@ impl runlet_handler::Handler for Wasmtime {
                 "not a wasi:http proxy component".into(),
             ));
         };
-        let mut linker = wasmtime::component::Linker::<HttpState>::new(&self.engine);
+        let mut linker = wasmtime::component::Linker::<HttpState>::new(component.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
             .map_err(|e| HandlerError::Other(e.to_string()))?;
@@ -470,6 +511,7 @@ impl runlet_handler::Handler for Wasmtime {
         Ok(Arc::new(HttpProxy {
             pre,
             invocation: inv.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(HTTP_POOL_INSTANCES as usize)),
         }))
     }
 }
@@ -479,6 +521,8 @@ impl runlet_handler::Handler for Wasmtime {
 struct HttpProxy {
     pre: ProxyPre<HttpState>,
     invocation: Invocation,
+    /// One permit per live instance: requests beyond the pool wait here.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl HttpProxy {
@@ -513,11 +557,18 @@ impl HttpService for HttpProxy {
             Ok((store, req, out, rx))
         });
         let pre = self.pre.clone();
+        let slots = self.slots.clone();
         Box::pin(async move {
             let (mut store, req, out, rx) = prepared?;
+            let slot = slots
+                .acquire_owned()
+                .await
+                .map_err(|e| HandlerError::Other(e.to_string()))?;
             // The guest may go on writing the body after it has set the
-            // response, so it runs in a task of its own.
+            // response, so it runs in a task of its own, which holds the
+            // instance's slot until it ends.
             let task = tokio::task::spawn(async move {
+                let _slot = slot;
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
                     .wasi_http_incoming_handler()
