@@ -198,6 +198,8 @@ fn build_init(
     // From here on the init exists: a failure must take it down too.
     let finish = || -> Result<()> {
         crate::cgroups::deny_extra_defaults(&args.cgroup_config, &args.spec)?;
+        crate::cgroups::apply_oom_killer_setting(&args.cgroup_config, &args.spec)?;
+        crate::post_create::give_stdio_to_user(&args.spec, pid);
         crate::post_create::finish(&args.spec, pid)
     };
     if let Err(e) = finish() {
@@ -284,6 +286,34 @@ fn connect_console(dir: &Path, socket: Option<&Path>, name: &str) -> Result<Opti
                 .map_err(|e| anyhow!("console socket {}: {e}", path.display()))
         })
         .transpose()
+}
+
+/// Runs poststart or poststop hooks as the runtime spec says: a failing
+/// hook is a warning and the remaining hooks still run (libcontainer's
+/// `run_hooks` stops at the first failure). A hook without `env` gets
+/// runlet's environment, as runc's hooks inherit runc's (libcontainer
+/// would clear it, leaving no PATH).
+pub fn run_hooks_warning(
+    hooks: Option<&Vec<libcontainer::oci_spec::runtime::Hook>>,
+    state: &libcontainer::container::State,
+    dir: Option<&Path>,
+    kind: &str,
+) {
+    for hook in hooks.into_iter().flatten() {
+        let mut hook = hook.clone();
+        if hook.env().is_none() {
+            hook.set_env(Some(
+                std::env::vars().map(|(k, v)| format!("{k}={v}")).collect(),
+            ));
+        }
+        if let Err(e) =
+            libcontainer::hooks::run_hooks(Some(&vec![hook]), Some(state), dir, None, None)
+        {
+            let msg = root_cause(&e);
+            tracing::warn!(id = %state.id, "{kind} hook failed: {msg}");
+            eprintln!("runlet: warning: {kind} hook failed: {msg}");
+        }
+    }
 }
 
 /// The innermost message of an error chain: libcontainer wraps the cause in

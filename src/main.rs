@@ -4,6 +4,7 @@
 mod cgroups;
 mod cli;
 mod commands;
+mod compat;
 mod container;
 mod foreground;
 mod logging;

@@ -122,7 +122,79 @@ fn changes(spec: &Spec, pid: Pid) -> Result<Vec<Change>> {
             out.extend(readonly_below(info, m.destination()));
         }
     }
+    // Last, as runc: the root's propagation, recursively (libcontainer sets
+    // it on `/` alone after pivot_root).
+    if let Some(flags) = crate::compat::recursive_root_propagation(spec) {
+        out.push(Change::Propagation(PathBuf::from("/"), flags));
+    }
     Ok(out)
+}
+
+/// The host id that `id` inside the container maps to (`mappings` are the
+/// spec's uid or gid mappings; none means the same id).
+fn host_id(
+    id: u32,
+    mappings: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>,
+) -> Option<u32> {
+    match mappings {
+        None => Some(id),
+        Some(maps) if maps.is_empty() => Some(id),
+        Some(maps) => maps.iter().find_map(|m| {
+            let offset = id.checked_sub(m.container_id())?;
+            (offset < m.size()).then(|| m.host_id() + offset)
+        }),
+    }
+}
+
+/// Whether host id `host` is mapped into the container's user namespace.
+fn is_mapped(
+    host: u32,
+    mappings: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>,
+) -> bool {
+    match mappings {
+        None => true,
+        Some(maps) => maps
+            .iter()
+            .any(|m| host.checked_sub(m.host_id()).is_some_and(|o| o < m.size())),
+    }
+}
+
+/// The init's stdio (pipes or files the caller passed) belongs to the
+/// caller; runc hands it to `process.user` (its uid) so the process can
+/// reopen `/proc/self/fd/N` (e.g. `/dev/stdout`). libcontainer does not.
+/// As runc, which does this inside the container: /dev/null is left alone,
+/// and with a user namespace only files whose owner is mapped into it are
+/// changed (the kernel refuses the rest there); errors are ignored.
+pub fn give_stdio_to_user(spec: &Spec, pid: Pid) {
+    use std::os::unix::fs::MetadataExt;
+    let Some(process) = spec.process().as_ref() else {
+        return;
+    };
+    let uid = process.user().uid();
+    let linux = spec.linux().as_ref();
+    let uid_maps = linux
+        .and_then(|l| l.uid_mappings().as_ref())
+        .filter(|m| !m.is_empty());
+    let gid_maps = linux
+        .and_then(|l| l.gid_mappings().as_ref())
+        .filter(|m| !m.is_empty());
+    let Some(huid) = host_id(uid, uid_maps) else {
+        return;
+    };
+    let null = fs::metadata("/dev/null").map(|m| m.rdev()).ok();
+    for fd in 0..3 {
+        let path = format!("/proc/{pid}/fd/{fd}");
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if meta.uid() == huid || Some(meta.rdev()) == null {
+            continue;
+        }
+        if !is_mapped(meta.uid(), uid_maps) || !is_mapped(meta.gid(), gid_maps) {
+            continue;
+        }
+        let _ = nix::unistd::chown(path.as_str(), Some(nix::unistd::Uid::from_raw(huid)), None);
+    }
 }
 
 /// Whether the spec asks for a new namespace of this type (not one joined

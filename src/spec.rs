@@ -19,7 +19,10 @@ pub fn read_spec_file(path: &Path) -> Result<Spec> {
         std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: no such file", path.display()),
         _ => anyhow::anyhow!("{}: {e}", path.display()),
     })?;
-    serde_json::from_slice::<Spec>(&data)
+    let mut raw: serde_json::Value = serde_json::from_slice(&data)
+        .map_err(|e| anyhow::anyhow!("{}: invalid spec: {e}", path.display()))?;
+    crate::compat::fix_json(&mut raw);
+    serde_json::from_value::<Spec>(raw)
         .map_err(|e| anyhow::anyhow!("{}: invalid spec: {e}", path.display()))
 }
 
@@ -39,6 +42,11 @@ pub fn load_bundle_spec(bundle: &Path, config: Option<&Path>) -> Result<(PathBuf
         None => bundle.join("config.json"),
     };
     let mut spec = read_spec_file(&config_path)?;
+    // What runc accepts and libcontainer would not, rewritten
+    // (src/compat.rs); best effort on the rootfs, checked below.
+    if let Some(root) = spec.root().as_ref().map(|r| bundle.join(r.path())) {
+        crate::compat::fix_spec(&mut spec, &root)?;
+    }
     validate(&spec).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
 
     let root = spec

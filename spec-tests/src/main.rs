@@ -10,6 +10,7 @@
 //! With runtimes named `runc` and `runlet`, the exit status is non-zero when
 //! runlet fails a test that runc passes; with one runtime, when it fails any.
 
+mod compat;
 mod harness;
 mod tests;
 
@@ -48,7 +49,8 @@ fn main() {
             .unwrap_or(path.clone());
         runtimes.push(Runtime::new(&name, PathBuf::from(path)));
     }
-    let all = tests::all();
+    let mut all = tests::all();
+    all.extend(compat::all());
     let selected: Vec<_> = all
         .iter()
         .filter(|t| {

@@ -72,6 +72,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
 
     // Socket activation: fds 3.. from systemd pass through, as runc does.
     let listen_fds = listen_fds();
+    forget_listen_fds();
     let mut extra_env = Vec::new();
     if listen_fds > 0 {
         extra_env.push(format!("LISTEN_FDS={listen_fds}"));
@@ -136,6 +137,15 @@ pub fn absolute(p: &Path) -> Result<PathBuf> {
     } else {
         std::env::current_dir()?.join(p)
     })
+}
+
+/// libcontainer's init reads LISTEN_FDS from the runtime's environment
+/// again (without checking LISTEN_PID) and would pass the fds a second
+/// time; runlet has taken them into account already.
+pub fn forget_listen_fds() {
+    for var in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+        std::env::remove_var(var);
+    }
 }
 
 /// Number of fds passed by systemd socket activation, when meant for us.

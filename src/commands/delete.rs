@@ -77,15 +77,7 @@ fn remove(ctx: &Ctx, l: &state::Loaded) -> Result<i32> {
     if let Some(hooks) = config.as_ref().and_then(|c| c.hooks.as_ref()) {
         let mut st = l.container.state.clone();
         st.status = ContainerStatus::Stopped;
-        if let Err(e) =
-            libcontainer::hooks::run_hooks(hooks.poststop().as_ref(), Some(&st), None, None, None)
-        {
-            tracing::warn!(%id, "poststop hook failed: {}", container::root_cause(&e));
-            eprintln!(
-                "runlet: warning: poststop hook failed: {}",
-                container::root_cause(&e)
-            );
-        }
+        container::run_hooks_warning(hooks.poststop().as_ref(), &st, None, "poststop");
     }
     std::fs::remove_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
     Ok(0)

@@ -59,6 +59,8 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
         process.env().as_deref().unwrap_or_default(),
         process.cwd(),
     );
+    // Socket activation is for the container's init, never for exec.
+    super::create::forget_listen_fds();
     let (notify_read, notify_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let executor = crate::wasm::executor_for(
         &workload,
@@ -95,6 +97,19 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
     foreground::wait(sfd, pid, master)
 }
 
+/// `CAP_SYS_ADMIN`, `SYS_ADMIN` or `sys_admin`. oci-spec's `FromStr`
+/// knows only the bare upper-case name; its JSON form takes the others.
+fn parse_capability(name: &str) -> Result<Capability> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    serde_json::from_value(serde_json::Value::String(full))
+        .map_err(|_| anyhow!("--cap {name:?}: unknown capability"))
+}
+
 /// The process to run: process.json as given, or the container's own
 /// process with the command line's changes, as runc builds it.
 fn build_process(
@@ -103,11 +118,23 @@ fn build_process(
 ) -> Result<Process> {
     if let Some(path) = &args.process {
         let data = std::fs::read(path).map_err(|e| anyhow!("--process {}: {e}", path.display()))?;
-        let process: Process = serde_json::from_slice(&data)
+        let raw: serde_json::Value = serde_json::from_slice(&data)
+            .map_err(|e| anyhow!("--process {}: invalid process: {e}", path.display()))?;
+        let mut wrapped = serde_json::json!({ "process": raw });
+        crate::compat::fix_json(&mut wrapped);
+        let mut process: Process = serde_json::from_value(wrapped["process"].take())
             .map_err(|e| anyhow!("--process {}: invalid process: {e}", path.display()))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
             bail!("--process {}: args must not be empty", path.display());
         }
+        if !process.cwd().is_absolute() {
+            bail!(
+                "--process {}: cwd {:?} must be an absolute path",
+                path.display(),
+                process.cwd()
+            );
+        }
+        crate::compat::fix_process(&mut process);
         return Ok(process);
     }
     if args.command.is_empty() {
@@ -127,6 +154,7 @@ fn build_process(
     if args.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    crate::compat::fix_process(&mut p);
     if let Some(profile) = &args.apparmor {
         p.set_apparmor_profile(Some(profile.clone()));
     }
@@ -146,45 +174,34 @@ fn build_process(
                     .map_err(|_| anyhow!("--user {user:?}: gid must be a number"))?,
             );
         }
-        if !args.additional_gids.is_empty() {
-            u.set_additional_gids(Some(args.additional_gids.clone()));
-        }
         p.set_user(u);
-    } else if !args.additional_gids.is_empty() {
+    }
+    if !args.additional_gids.is_empty() {
+        // Added to the container's own, as runc does.
         let mut u = p.user().clone();
-        u.set_additional_gids(Some(args.additional_gids.clone()));
+        let mut gids = u.additional_gids().clone().unwrap_or_default();
+        gids.extend(args.additional_gids.iter().copied());
+        u.set_additional_gids(Some(gids));
         p.set_user(u);
     }
     if !args.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         for name in &args.cap {
-            let upper = name.to_ascii_uppercase();
-            let full = if upper.starts_with("CAP_") {
-                upper
-            } else {
-                format!("CAP_{upper}")
-            };
-            let cap: Capability = full
-                .parse()
-                .map_err(|_| anyhow!("--cap {name:?}: unknown capability"))?;
-            // runc adds --cap to every set of the process.
+            let cap = parse_capability(name)?;
+            // As runc (1.2 and later): the bounding, effective and permitted
+            // sets; inheritable and ambient are left as the container has
+            // them (CVE-2022-29162).
             let add = |set: &Option<Capabilities>| {
                 let mut set = set.clone().unwrap_or_default();
                 set.insert(cap);
                 Some(set)
             };
-            let (b, e, pm, a, i) = (
+            let (b, e, pm) = (
                 add(caps.bounding()),
                 add(caps.effective()),
                 add(caps.permitted()),
-                add(caps.ambient()),
-                add(caps.inheritable()),
             );
-            caps.set_bounding(b)
-                .set_effective(e)
-                .set_permitted(pm)
-                .set_ambient(a)
-                .set_inheritable(i);
+            caps.set_bounding(b).set_effective(e).set_permitted(pm);
         }
         p.set_capabilities(Some(caps));
     }

@@ -42,19 +42,14 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<Loaded> {
         .spec()
         .map_err(|e| anyhow!("container {id}: {e}"))?;
     if let Some(hooks) = config.hooks.as_ref() {
-        if let Err(e) = libcontainer::hooks::run_hooks(
+        // The runtime spec: a failing poststart hook is a warning and the
+        // lifecycle continues as if it had succeeded (runc 1.1 agrees).
+        crate::container::run_hooks_warning(
             hooks.poststart().as_ref(),
-            Some(&l.container.state),
+            &l.container.state,
             Some(&dir),
-            None,
-            None,
-        ) {
-            // The runtime spec: a failing poststart hook is a warning and the
-            // lifecycle continues as if it had succeeded (runc 1.1 agrees).
-            let msg = crate::container::root_cause(&e);
-            tracing::warn!(%id, "poststart hook failed: {msg}");
-            eprintln!("runlet: warning: poststart hook failed: {msg}");
-        }
+            "poststart",
+        );
     }
     if let (Some(relay), Some(pid)) = (relay, l.container.pid()) {
         relay.forward_until_ready(pid)?;

@@ -23,14 +23,14 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// Opens `path` (read-only, non-blocking) as if `root` were `/`.
-pub fn open_in_root(root: &Path, path: &Path) -> io::Result<File> {
+/// Opens `path` with `flags` as if `root` were `/`.
+fn open_resolved_in_root(root: &Path, path: &Path, flags: i32) -> io::Result<File> {
     let root_dir = File::open(root)?;
     let rel = path.strip_prefix("/").unwrap_or(path);
     let c_path = CString::new(rel.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64,
+        flags: (flags | libc::O_CLOEXEC | libc::O_NOCTTY) as u64,
         mode: 0,
         resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
@@ -49,7 +49,13 @@ pub fn open_in_root(root: &Path, path: &Path) -> io::Result<File> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: openat2 returned a new descriptor that nothing else owns.
-    let file = unsafe { File::from_raw_fd(fd as i32) };
+    Ok(unsafe { File::from_raw_fd(fd as i32) })
+}
+
+/// Opens the regular file `path` (read-only, non-blocking) as if `root`
+/// were `/`.
+pub fn open_in_root(root: &Path, path: &Path) -> io::Result<File> {
+    let file = open_resolved_in_root(root, path, libc::O_RDONLY | libc::O_NONBLOCK)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -57,6 +63,11 @@ pub fn open_in_root(root: &Path, path: &Path) -> io::Result<File> {
         ));
     }
     Ok(file)
+}
+
+/// Opens the directory `path` as if `root` were `/`.
+pub fn open_dir_in_root(root: &Path, path: &Path) -> io::Result<File> {
+    open_resolved_in_root(root, path, libc::O_RDONLY | libc::O_DIRECTORY)
 }
 
 /// The entrypoint `args0` names inside `root`: the path as the container

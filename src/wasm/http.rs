@@ -99,6 +99,11 @@ fn error_response(status: u16, text: &str) -> http::Response<HttpBody> {
 
 /// Serves until SIGTERM or SIGINT; returns the process's exit status.
 pub fn serve(service: Arc<dyn HttpService>, config: &ServeConfig) -> Result<i32> {
+    // The init is a clone of `runlet create`: its heap still holds what
+    // create parsed and loaded. An idle service should keep only what it
+    // serves with, so give the freed part back before serving.
+    // SAFETY: malloc_trim only releases free heap memory.
+    unsafe { libc::malloc_trim(0) };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)

@@ -147,22 +147,36 @@ impl Cache {
         let path = self.entry_path(key);
         let view = self.readonly_view(&path);
         let sum = fs::read_to_string(self.sum_path(key)).ok();
-        let data = match fs::read(view.as_ref().map_or(&path, |(_, p)| p)) {
-            Ok(d) => d,
-            Err(_) => return None,
-        };
-        let intact = sum
-            .as_deref()
-            .and_then(parse_sum)
-            .is_some_and(|(len, hash)| len == data.len() as u64 && hash == checksum(&data));
-        if !intact {
-            self.remove(key);
-            return None;
+        let file = fs::File::open(view.as_ref().map_or(&path, |(_, p)| p)).ok()?;
+        let expected = sum.as_deref().and_then(parse_sum);
+        match view {
+            Some((tree, path)) => {
+                // Checked in place (mapped, not copied): the warm start reads
+                // this file on every create.
+                let intact = expected.is_some_and(|(len, hash)| {
+                    with_mapped(&file, |data| {
+                        len == data.len() as u64 && hash == checksum(data)
+                    })
+                    .unwrap_or(false)
+                });
+                if !intact {
+                    self.remove(key);
+                    return None;
+                }
+                Some(Mapping::ReadOnly { _tree: tree, path })
+            }
+            None => {
+                let mut data = Vec::new();
+                io::Read::read_to_end(&mut &file, &mut data).ok()?;
+                let intact = expected
+                    .is_some_and(|(len, hash)| len == data.len() as u64 && hash == checksum(&data));
+                if !intact {
+                    self.remove(key);
+                    return None;
+                }
+                Some(Mapping::InMemory(data))
+            }
         }
-        Some(match view {
-            Some((tree, path)) => Mapping::ReadOnly { _tree: tree, path },
-            None => Mapping::InMemory(data),
-        })
     }
 
     /// Stores compiled code atomically and returns it ready to map.
@@ -222,6 +236,37 @@ impl Cache {
         }
         Ok(n)
     }
+}
+
+/// Calls `f` with the whole file mapped read-only.
+fn with_mapped<T>(file: &fs::File, f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+    use std::os::fd::AsRawFd;
+    let len = usize::try_from(file.metadata()?.len()).map_err(io::Error::other)?;
+    if len == 0 {
+        return Ok(f(&[]));
+    }
+    // SAFETY: a fresh private read-only mapping of an open file; it is
+    // only read through the slice below and unmapped before returning.
+    // The cache is root-owned: nobody truncates an entry under us except
+    // runlet's own atomic renames, which replace the inode.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: ptr maps len readable bytes until the munmap below.
+    let out = f(unsafe { std::slice::from_raw_parts(ptr as *const u8, len) });
+    // SAFETY: unmapping exactly the mapping made above.
+    unsafe { libc::munmap(ptr, len) };
+    Ok(out)
 }
 
 fn parse_sum(s: &str) -> Option<(u64, u64)> {

@@ -63,7 +63,7 @@ pub struct Wasmtime {
 
 /// Concurrent requests one wasi:http container can hold in its instance
 /// pool; the server makes more wait for a free slot.
-pub const HTTP_POOL_INSTANCES: u32 = 1000;
+pub const HTTP_POOL_INSTANCES: u32 = 128;
 
 /// The engine that serves a wasi:http proxy: wasmtime's pooling allocator.
 /// A fresh instance per request would otherwise mmap and munmap its linear

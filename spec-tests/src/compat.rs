@@ -1,0 +1,208 @@
+//! Valid configs and `exec` options that runc and crun accept, which a
+//! runtime on libcontainer 0.7 used to refuse or mishandle (issue: OCI
+//! compatibility). Same harness and reporting as tests.rs.
+
+use serde_json::json;
+
+use crate::harness::{expect_eq, Ctx, Report, Test, TestResult};
+
+macro_rules! t {
+    ($section:literal, $name:ident) => {
+        Test {
+            section: $section,
+            name: stringify!($name),
+            run: $name,
+        }
+    };
+}
+
+pub fn all() -> Vec<Test> {
+    vec![
+        t!("linux", rootfs_propagation_recursive_forms),
+        t!("mounts", mount_without_source),
+        t!("mounts", mount_tmpfs_keeps_mountpoint_mode),
+        t!("process", process_no_new_privileges_false_with_seccomp),
+        t!("process", process_home_without_passwd_entry),
+        t!("process", process_scheduler_flags),
+        t!("exec", exec_cap_and_additional_gids),
+        t!("namespaces", ns_net_loopback_up),
+        t!("hooks", hooks_go_on_after_a_failure_with_runtime_env),
+    ]
+}
+
+fn mountinfo(ctx: &Ctx) -> Result<String, String> {
+    ctx.args(&["/bin/spec-helper", "read", "/proc/self/mountinfo"])?;
+    let r = ctx.run_output();
+    if r.code != Some(0) {
+        return Err(format!(
+            "container failed ({:?}): {}",
+            r.code,
+            r.stderr.trim()
+        ));
+    }
+    Ok(r.stdout)
+}
+
+fn root_line(info: &str) -> Option<&str> {
+    info.lines().find(|l| l.split(' ').nth(4) == Some("/"))
+}
+
+fn rootfs_propagation_recursive_forms(ctx: &mut Ctx) -> TestResult {
+    for (value, want, refuse) in [
+        ("rprivate", None, Some("shared:")),
+        ("rslave", None, Some("shared:")),
+        ("rshared", Some("shared:"), None),
+        ("runbindable", Some("unbindable"), None),
+    ] {
+        ctx.config(|c| c["linux"]["rootfsPropagation"] = value.into())?;
+        let info = mountinfo(ctx).map_err(|e| format!("rootfsPropagation {value}: {e}"))?;
+        let line = root_line(&info).ok_or("no / in mountinfo")?;
+        if let Some(w) = want {
+            if !line.contains(w) {
+                return Err(format!("rootfsPropagation {value}: / lacks {w}: {line}"));
+            }
+        }
+        if let Some(r) = refuse {
+            if line.contains(r) {
+                return Err(format!("rootfsPropagation {value}: / has {r}: {line}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mount_without_source(ctx: &mut Ctx) -> TestResult {
+    ctx.config(|c| {
+        for m in c["mounts"].as_array_mut().into_iter().flatten() {
+            if m["destination"] == "/proc" {
+                if let Some(o) = m.as_object_mut() {
+                    o.remove("source");
+                }
+            }
+        }
+        if let Some(a) = c["mounts"].as_array_mut() {
+            a.push(json!({"destination": "/mnt", "type": "tmpfs"}));
+        }
+    })?;
+    let info = mountinfo(ctx)?;
+    for (dest, fstype) in [("/proc", "proc"), ("/mnt", "tmpfs")] {
+        let found = info
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(dest) && l.contains(&format!(" - {fstype} ")));
+        if !found {
+            return Err(format!("{dest} ({fstype}) not mounted:\n{info}"));
+        }
+    }
+    Ok(())
+}
+
+fn mount_tmpfs_keeps_mountpoint_mode(ctx: &mut Ctx) -> TestResult {
+    let dir = ctx.bundle.join("rootfs/data");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+        .map_err(|e| e.to_string())?;
+    ctx.config(|c| {
+        if let Some(a) = c["mounts"].as_array_mut() {
+            a.push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs"}));
+        }
+    })?;
+    ctx.args(&["/bin/spec-helper", "stat", "/data"])?;
+    let r = Report::parse(&ctx.run_output().stdout);
+    r.expect("type", "dir")?;
+    r.expect("mode", "0750")
+}
+
+fn process_no_new_privileges_false_with_seccomp(ctx: &mut Ctx) -> TestResult {
+    ctx.config(|c| {
+        c["process"]["noNewPrivileges"] = false.into();
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["umask"], "action": "SCMP_ACT_ERRNO", "errnoRet": 95}]});
+    })?;
+    ctx.args(&["/bin/spec-helper", "umask-syscall", "022"])?;
+    let r = ctx.run_output();
+    expect_eq(
+        "umask under the profile, noNewPrivileges false",
+        "EOPNOTSUPP",
+        r.stdout.trim(),
+    )?;
+    ctx.args(&["/bin/spec-helper", "report"])?;
+    ctx.report()?.expect("NoNewPrivs", "0")
+}
+
+fn process_home_without_passwd_entry(ctx: &mut Ctx) -> TestResult {
+    ctx.config(|c| {
+        c["process"]["user"] = json!({"uid": 4242, "gid": 4242});
+        c["process"]["env"] = json!(["PATH=/bin"]);
+    })?;
+    ctx.report()?.expect("env.HOME", "/")
+}
+
+fn process_scheduler_flags(ctx: &mut Ctx) -> TestResult {
+    // The runtime spec's spelling of the flag.
+    ctx.config(|c| {
+        c["process"]["scheduler"] =
+            json!({"policy": "SCHED_OTHER", "nice": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]})
+    })?;
+    ctx.args(&["/bin/spec-helper", "report"])?;
+    let r = ctx.run_output();
+    expect_eq("exit status with a scheduler", Some(0), r.code)
+        .map_err(|e| format!("{e}: {}", r.stderr.trim()))
+}
+
+fn exec_cap_and_additional_gids(ctx: &mut Ctx) -> TestResult {
+    ctx.args(&["/bin/spec-helper", "sleep", "30"])?;
+    ctx.config(|c| c["process"]["user"]["additionalGids"] = json!([10]))?;
+    let bundle = ctx.bundle_str();
+    ctx.ok(&["run", "-d", "--bundle", &bundle, &ctx.id])?;
+    let result = (|| {
+        let out = ctx.ok(&[
+            "exec",
+            "--cap",
+            "CAP_SYS_ADMIN",
+            "--additional-gids",
+            "777",
+            &ctx.id,
+            "/bin/spec-helper",
+            "report",
+        ])?;
+        let r = Report::parse(&out);
+        let eff = u64::from_str_radix(r.get("CapEff"), 16).map_err(|e| format!("CapEff: {e}"))?;
+        if eff & (1 << 21) == 0 {
+            return Err(format!(
+                "exec --cap CAP_SYS_ADMIN: not effective (CapEff {eff:x})"
+            ));
+        }
+        let groups: Vec<&str> = r.get("groups").split(',').collect();
+        if !groups.contains(&"777") || !groups.contains(&"10") {
+            return Err(format!(
+                "exec --additional-gids 777: groups {groups:?} (want the container's 10 and 777)"
+            ));
+        }
+        Ok(())
+    })();
+    let _ = ctx.runtime(&["delete", "--force", &ctx.id]);
+    result
+}
+
+fn ns_net_loopback_up(ctx: &mut Ctx) -> TestResult {
+    ctx.args(&["/bin/spec-helper", "read", "/sys/class/net/lo/operstate"])?;
+    let state = ctx.run_output().stdout;
+    // lo reports "unknown" when up (it has no carrier), "down" otherwise.
+    expect_eq("lo in a new network namespace", "unknown", state.trim())
+}
+
+fn hooks_go_on_after_a_failure_with_runtime_env(ctx: &mut Ctx) -> TestResult {
+    // Two poststart hooks without `env`: the first fails, the second must
+    // still run, and finds `id` through the runtime's PATH.
+    let out = ctx.dir.join("second-hook");
+    let failing = json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]});
+    let second = json!({"path": "/bin/sh",
+        "args": ["sh", "-c", format!("id -u > {}", out.display())]});
+    ctx.config(|c| c["hooks"] = json!({"poststart": [failing, second]}))?;
+    ctx.args(&["/bin/spec-helper", "report"])?;
+    let r = ctx.run_output();
+    expect_eq("exit status", Some(0), r.code).map_err(|e| format!("{e}: {}", r.stderr.trim()))?;
+    let written = std::fs::read_to_string(&out)
+        .map_err(|e| format!("the hook after the failing one did not run: {e}"))?;
+    expect_eq("second hook ran `id -u`", "0", written.trim())
+}

@@ -1,0 +1,252 @@
+//! Valid configs that runc and crun accept but libcontainer 0.7 refuses or
+//! mishandles, rewritten into what libcontainer does right before it sees
+//! them. Each rewrite says what libcontainer does and what runc does.
+
+use std::path::Path;
+
+use anyhow::Result;
+use libcontainer::oci_spec::runtime::Spec;
+use serde_json::Value;
+
+/// Rewrites on the raw JSON, for spellings oci-spec's types cannot parse.
+///
+/// `process.scheduler.flags`: the runtime spec spells the flags
+/// `SCHED_FLAG_RESET_ON_FORK` and `SCHED_FLAG_DL_OVERRUN`; oci-spec 0.10
+/// only parses `SCHED_RESET_ON_FORK` and `SCHED_FLAG_D_L_OVERRUN`.
+pub fn fix_json(config: &mut Value) {
+    if let Some(flags) = config
+        .pointer_mut("/process/scheduler/flags")
+        .and_then(Value::as_array_mut)
+    {
+        for f in flags.iter_mut() {
+            let respelled = match f.as_str() {
+                Some("SCHED_FLAG_RESET_ON_FORK") => "SCHED_RESET_ON_FORK",
+                Some("SCHED_FLAG_DL_OVERRUN") => "SCHED_FLAG_D_L_OVERRUN",
+                _ => continue,
+            };
+            *f = Value::from(respelled);
+        }
+    }
+}
+
+/// Rewrites on the parsed spec, before create.
+pub fn fix_spec(spec: &mut Spec, rootfs: &Path) -> Result<()> {
+    mounts_without_source(spec);
+    rootfs_propagation(spec);
+    no_new_privileges_false(spec);
+    tmpfs_mode_of_mountpoint(spec, rootfs);
+    home_without_passwd_entry(spec, rootfs);
+    hook_environment(spec);
+    Ok(())
+}
+
+/// A hook without `env`: libcontainer clears the environment (no PATH, so
+/// `sh` in a hook fails); runc's hooks inherit runc's environment. The
+/// hooks run during `create` get runlet's environment now; those in the
+/// container (createContainer) the process's; poststart and poststop get
+/// runlet's when they run (`container::run_hooks_warning`).
+fn hook_environment(spec: &mut Spec) {
+    let Some(mut hooks) = spec.hooks().clone() else {
+        return;
+    };
+    let own: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let process_env = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.env().clone())
+        .unwrap_or_default();
+    let fill = |list: &Option<Vec<libcontainer::oci_spec::runtime::Hook>>, env: &[String]| {
+        list.clone().map(|hs| {
+            hs.into_iter()
+                .map(|mut h| {
+                    if h.env().is_none() {
+                        h.set_env(Some(env.to_vec()));
+                    }
+                    h
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    #[allow(deprecated)]
+    let prestart = fill(hooks.prestart(), &own);
+    let create_runtime = fill(hooks.create_runtime(), &own);
+    let create_container = fill(hooks.create_container(), &process_env);
+    #[allow(deprecated)]
+    hooks.set_prestart(prestart);
+    hooks.set_create_runtime(create_runtime);
+    hooks.set_create_container(create_container);
+    spec.set_hooks(Some(hooks));
+}
+
+/// `linux.rootfsPropagation`: libcontainer knows only `shared`, `slave`,
+/// `private` and `unbindable` (and applies each with MS_REC before the
+/// rootfs is bound); runc also takes the recursive spellings. They mean
+/// the same there. After pivot_root libcontainer sets `shared` and
+/// `unbindable` on `/` without MS_REC: `post_create` sets the recursive
+/// forms again on the whole tree (see [`recursive_root_propagation`]).
+fn rootfs_propagation(spec: &mut Spec) {
+    let Some(mut linux) = spec.linux().clone() else {
+        return;
+    };
+    let plain = match linux.rootfs_propagation().as_deref() {
+        Some("rprivate") => "private",
+        Some("rslave") => "slave",
+        Some("rshared") => "shared",
+        Some("runbindable") => "unbindable",
+        _ => return,
+    };
+    linux.set_rootfs_propagation(Some(plain.to_string()));
+    spec.set_linux(Some(linux));
+}
+
+/// Whether `/` must be set recursively after pivot_root (the config asked
+/// for `rshared` or `runbindable`, or their plain forms, which runc applies
+/// recursively before the bind too).
+pub fn recursive_root_propagation(spec: &Spec) -> Option<nix::mount::MsFlags> {
+    use nix::mount::MsFlags;
+    match spec.linux().as_ref()?.rootfs_propagation().as_deref()? {
+        "shared" => Some(MsFlags::MS_SHARED | MsFlags::MS_REC),
+        "unbindable" => Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC),
+        _ => None,
+    }
+}
+
+/// A mount without `source` (proc, sysfs, tmpfs, mqueue, cgroup): the spec
+/// makes it optional; libcontainer refuses it ("no source in mount spec").
+/// For such filesystems the source only names the mount in mountinfo, so
+/// runlet uses the type, as `mount -t proc proc /proc` does.
+fn mounts_without_source(spec: &mut Spec) {
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return;
+    };
+    let mut changed = false;
+    for m in mounts.iter_mut() {
+        if m.source().is_none() {
+            if let Some(typ) = m.typ().clone().filter(|t| t != "bind" && t != "none") {
+                m.set_source(Some(typ.into()));
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        spec.set_mounts(Some(mounts));
+    }
+}
+
+/// `"noNewPrivileges": false`: libcontainer then loads the seccomp filter
+/// after dropping capabilities and without no_new_privs, which the kernel
+/// refuses ("failed to load seccomp context"). runc loads it while still
+/// privileged; libcontainer does that when the field is absent, which
+/// means the same (no_new_privs stays off).
+fn no_new_privileges_false(spec: &mut Spec) {
+    if let Some(mut process) = spec.process().clone() {
+        fix_process(&mut process);
+        spec.set_process(Some(process));
+    }
+}
+
+/// The rewrites that apply to an `exec` process as well.
+pub fn fix_process(process: &mut libcontainer::oci_spec::runtime::Process) {
+    if process.no_new_privileges() == Some(false) {
+        process.set_no_new_privileges(None);
+    }
+}
+
+/// A tmpfs mount without `mode=` gets the kernel's 1777; runc gives it the
+/// mode of the directory it is mounted on, when that exists.
+fn tmpfs_mode_of_mountpoint(spec: &mut Spec, rootfs: &Path) {
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return;
+    };
+    let mut changed = false;
+    for m in mounts.iter_mut() {
+        if m.typ().as_deref() != Some("tmpfs") {
+            continue;
+        }
+        let mut options = m.options().clone().unwrap_or_default();
+        if options.iter().any(|o| o.starts_with("mode=")) {
+            continue;
+        }
+        let Ok(dir) = crate::wasm::entrypoint::open_dir_in_root(rootfs, m.destination()) else {
+            continue;
+        };
+        let Ok(meta) = dir.metadata() else { continue };
+        use std::os::unix::fs::PermissionsExt;
+        options.push(format!("mode={:o}", meta.permissions().mode() & 0o7777));
+        m.set_options(Some(options));
+        changed = true;
+    }
+    if changed {
+        spec.set_mounts(Some(mounts));
+    }
+}
+
+/// HOME: libcontainer sets it from the user's passwd entry and leaves it
+/// unset for a uid without one; runc sets `/` then. Decided here from the
+/// rootfs's /etc/passwd (read confined to the rootfs).
+fn home_without_passwd_entry(spec: &mut Spec, rootfs: &Path) {
+    let Some(mut process) = spec.process().clone() else {
+        return;
+    };
+    let mut env = process.env().clone().unwrap_or_default();
+    if env.iter().any(|e| e.starts_with("HOME=")) {
+        return;
+    }
+    let uid = process.user().uid();
+    let passwd = crate::wasm::entrypoint::open_in_root(rootfs, Path::new("/etc/passwd"))
+        .ok()
+        .and_then(|mut f| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut f, &mut s)
+                .ok()
+                .map(|_| s)
+        })
+        .unwrap_or_default();
+    let known = passwd
+        .lines()
+        .any(|l| l.split(':').nth(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid));
+    if !known {
+        env.push("HOME=/".to_string());
+        process.set_env(Some(env));
+        spec.set_process(Some(process));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_flags_in_the_runtime_spec_spelling() {
+        let mut v = serde_json::json!({"process": {"scheduler": {"policy": "SCHED_OTHER",
+            "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RECLAIM"]}}});
+        fix_json(&mut v);
+        assert_eq!(
+            v["process"]["scheduler"]["flags"],
+            serde_json::json!([
+                "SCHED_RESET_ON_FORK",
+                "SCHED_FLAG_D_L_OVERRUN",
+                "SCHED_FLAG_RECLAIM"
+            ])
+        );
+    }
+
+    #[test]
+    fn recursive_propagation_and_sourceless_mounts() {
+        let mut spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "mounts": [{"destination": "/proc", "type": "proc"},
+                       {"destination": "/b", "type": "bind", "options": ["rbind"]}],
+            "linux": {"rootfsPropagation": "rshared"}
+        }))
+        .expect("spec");
+        mounts_without_source(&mut spec);
+        rootfs_propagation(&mut spec);
+        let v = serde_json::to_value(&spec).expect("json");
+        assert_eq!(v["mounts"][0]["source"], "proc");
+        assert!(v["mounts"][1].get("source").is_none());
+        assert_eq!(v["linux"]["rootfsPropagation"], "shared");
+        assert!(recursive_root_propagation(&spec).is_some());
+    }
+}
