@@ -37,7 +37,95 @@ pub fn fix_spec(spec: &mut Spec, rootfs: &Path) -> Result<()> {
     tmpfs_mode_of_mountpoint(spec, rootfs);
     home_without_passwd_entry(spec, rootfs);
     hook_environment(spec);
+    device_paths(spec);
+    create_missing_cwd(spec, rootfs);
     Ok(())
+}
+
+/// `linux.devices` paths are cleaned (`/dev/fuse/` → `/dev/fuse`): runc
+/// does; libcontainer keeps the slash, so mknod fails with ENOENT and the
+/// default devices are not deduplicated against it.
+fn device_paths(spec: &mut Spec) {
+    let Some(mut linux) = spec.linux().clone() else {
+        return;
+    };
+    let Some(mut devices) = linux.devices().clone() else {
+        return;
+    };
+    let mut changed = false;
+    for d in devices.iter_mut() {
+        let cleaned = crate::cgroups::clean(d.path());
+        if &cleaned != d.path() {
+            d.set_path(cleaned);
+            changed = true;
+        }
+    }
+    if changed {
+        linux.set_devices(Some(devices));
+        spec.set_linux(Some(linux));
+    }
+}
+
+/// A missing `process.cwd`: libcontainer's init fails its chdir; runc and
+/// crun create the directory (0755, owned by the container's root). Done
+/// here in the rootfs, each component created below the previous one
+/// through a descriptor resolved inside the rootfs, so nothing outside it
+/// is ever touched. Best effort: a failure leaves libcontainer's error.
+fn create_missing_cwd(spec: &Spec, rootfs: &Path) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let Some(process) = spec.process().as_ref() else {
+        return;
+    };
+    let cwd = process.cwd();
+    if crate::wasm::entrypoint::open_dir_in_root(rootfs, cwd).is_ok() {
+        return;
+    }
+    let owner = root_owner(spec);
+    let mut prefix = std::path::PathBuf::from("/");
+    for part in cwd.components().skip(1) {
+        let std::path::Component::Normal(name) = part else {
+            return;
+        };
+        let Ok(parent) = crate::wasm::entrypoint::open_dir_in_root(rootfs, &prefix) else {
+            return;
+        };
+        prefix.push(name);
+        if crate::wasm::entrypoint::open_dir_in_root(rootfs, &prefix).is_ok() {
+            continue;
+        }
+        let Ok(c_name) = std::ffi::CString::new(name.as_bytes()) else {
+            return;
+        };
+        // SAFETY: mkdirat/fchownat on a descriptor we own with a plain
+        // NUL-terminated name (no slash: one path component).
+        unsafe {
+            if libc::mkdirat(parent.as_raw_fd(), c_name.as_ptr(), 0o755) != 0 {
+                return;
+            }
+            libc::fchownat(
+                parent.as_raw_fd(),
+                c_name.as_ptr(),
+                owner.0,
+                owner.1,
+                libc::AT_SYMLINK_NOFOLLOW,
+            );
+        }
+    }
+}
+
+/// The host uid and gid of the container's root (0 without a user
+/// namespace).
+fn root_owner(spec: &Spec) -> (u32, u32) {
+    let first = |maps: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>| {
+        maps.and_then(|m| m.iter().find(|m| m.container_id() == 0))
+            .map_or(0, |m| m.host_id())
+    };
+    let linux = spec.linux().as_ref();
+    (
+        first(linux.and_then(|l| l.uid_mappings().as_ref())),
+        first(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
 }
 
 /// A hook without `env`: libcontainer clears the environment (no PATH, so

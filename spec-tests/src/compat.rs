@@ -27,6 +27,8 @@ pub fn all() -> Vec<Test> {
         t!("exec", exec_cap_and_additional_gids),
         t!("namespaces", ns_net_loopback_up),
         t!("hooks", hooks_go_on_after_a_failure_with_runtime_env),
+        t!("process", process_cwd_created_when_missing),
+        t!("linux", devices_path_with_trailing_slash),
     ]
 }
 
@@ -205,4 +207,27 @@ fn hooks_go_on_after_a_failure_with_runtime_env(ctx: &mut Ctx) -> TestResult {
     let written = std::fs::read_to_string(&out)
         .map_err(|e| format!("the hook after the failing one did not run: {e}"))?;
     expect_eq("second hook ran `id -u`", "0", written.trim())
+}
+
+fn process_cwd_created_when_missing(ctx: &mut Ctx) -> TestResult {
+    ctx.config(|c| c["process"]["cwd"] = "/work/deep/dir".into())?;
+    let r = ctx.report()?;
+    r.expect("cwd", "/work/deep/dir")?;
+    ctx.args(&["/bin/spec-helper", "stat", "/work/deep"])?;
+    let st = Report::parse(&ctx.run_output().stdout);
+    st.expect("type", "dir")?;
+    st.expect("mode", "0755")
+}
+
+fn devices_path_with_trailing_slash(ctx: &mut Ctx) -> TestResult {
+    ctx.config(|c| {
+        c["linux"]["devices"] = json!([{"path": "/dev/fuse/", "type": "c", "major": 10,
+            "minor": 229, "fileMode": 438, "uid": 0, "gid": 0}]);
+        c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"}]);
+    })?;
+    ctx.args(&["/bin/spec-helper", "stat", "/dev/fuse"])?;
+    let st = Report::parse(&ctx.run_output().stdout);
+    st.expect("type", "char")?;
+    st.expect("dev", "10:229")
 }

@@ -27,6 +27,11 @@ struct OpenHow {
 fn open_resolved_in_root(root: &Path, path: &Path, flags: i32) -> io::Result<File> {
     let root_dir = File::open(root)?;
     let rel = path.strip_prefix("/").unwrap_or(path);
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     let c_path = CString::new(rel.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     let how = OpenHow {
