@@ -25,7 +25,6 @@
 //! in `runlet run`. Under systemd it uses libcgroups, whose scope is the
 //! container's own.
 
-use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -49,6 +48,12 @@ pub struct Ownership {
     /// cgroupfs directories that did not exist before `create` (the
     /// container's own and any parents made for it), parents first.
     pub created: Vec<PathBuf>,
+    /// Parents that exist only because the container sits below the
+    /// caller's cgroup of another controller (v1: one path for every
+    /// hierarchy, see [`resolve_path`]); removed on delete once empty, so
+    /// the last container to go takes them along. Deepest first.
+    #[serde(default)]
+    pub prune: Vec<PathBuf>,
 }
 
 /// runc's `CleanPath`: a lexical clean in which `..` cannot climb above the
@@ -154,11 +159,31 @@ fn caller_base(proc_cgroup: &str, unified: bool) -> PathBuf {
 /// or hybrid host, the cgroup2 mount on a unified one. Co-mounted
 /// controllers yield one directory. Each lies below its mount point.
 fn hierarchy_dirs(cgroup_path: &Path) -> Option<Vec<PathBuf>> {
+    Some(
+        hierarchies(cgroup_path)?
+            .into_iter()
+            .map(|h| h.dir)
+            .collect(),
+    )
+}
+
+/// One hierarchy's view of a cgroup path.
+struct Hierarchy {
+    /// Where the hierarchy is mounted.
+    mountpoint: PathBuf,
+    /// The cgroup's directory in it.
+    dir: PathBuf,
+    /// The controllers mounted there (`pids`, `cpu,cpuacct`, ...; empty
+    /// for cgroup2).
+    controllers: Vec<String>,
+}
+
+fn hierarchies(cgroup_path: &Path) -> Option<Vec<Hierarchy>> {
     let rel = clean(cgroup_path.strip_prefix("/").ok()?);
     libcgroups::common::get_cgroup_setup().ok()?;
     let want = if unified() { "cgroup2 " } else { "cgroup " };
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut dirs = BTreeSet::new();
+    let mut out: Vec<Hierarchy> = Vec::new();
     for line in mountinfo.lines() {
         // fields: id parent major:minor root mountpoint options ... - fstype source superopts
         let (pre, post) = line.split_once(" - ")?;
@@ -177,11 +202,38 @@ fn hierarchy_dirs(cgroup_path: &Path) -> Option<Vec<PathBuf>> {
         };
         let mountpoint = PathBuf::from(unescape(mountpoint));
         let dir = mountpoint.join(inner);
-        if dir.starts_with(&mountpoint) {
-            dirs.insert(dir);
+        if !dir.starts_with(&mountpoint) || out.iter().any(|h| h.dir == dir) {
+            continue;
         }
+        let controllers = post
+            .split(' ')
+            .nth(2)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+            .map(str::to_string)
+            .collect();
+        out.push(Hierarchy {
+            mountpoint,
+            dir,
+            controllers,
+        });
     }
-    Some(dirs.into_iter().collect())
+    Some(out)
+}
+
+/// The caller's own cgroup in the v1 hierarchy of `controllers`, from the
+/// text of /proc/self/cgroup.
+fn own_cgroup_in(proc_cgroup: &str, controllers: &[String]) -> Option<PathBuf> {
+    proc_cgroup.lines().find_map(|line| {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let set: Vec<&str> = ctrls.split(',').collect();
+        controllers
+            .iter()
+            .any(|c| set.contains(&c.as_str()))
+            .then(|| clean(Path::new(path)))
+    })
 }
 
 /// What `create` is about to make: the directories of the container's
@@ -191,34 +243,54 @@ pub fn plan(config: &CgroupConfig) -> Ownership {
     if config.systemd_cgroup {
         return Ownership {
             owns: true,
-            created: Vec::new(),
+            ..Ownership::default()
         };
     }
-    let Some(leaves) = hierarchy_dirs(&config.cgroup_path) else {
+    let Some(hs) = hierarchies(&config.cgroup_path) else {
         return Ownership::default();
     };
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mut created = Vec::new();
+    let mut prune = Vec::new();
     let mut owns = true;
-    for leaf in &leaves {
+    for h in &hs {
+        let leaf = &h.dir;
         if leaf.exists() {
             owns = false;
-            continue;
+        } else {
+            // The missing part of the chain, parents first.
+            let mut missing = Vec::new();
+            let mut d = leaf.as_path();
+            while !d.exists() {
+                missing.push(d.to_path_buf());
+                match d.parent() {
+                    Some(p) => d = p,
+                    None => break,
+                }
+            }
+            created.extend(missing.into_iter().rev());
         }
-        // The missing part of the chain, parents first.
-        let mut missing = Vec::new();
-        let mut d = leaf.as_path();
-        while !d.exists() {
-            missing.push(d.to_path_buf());
-            match d.parent() {
-                Some(p) => d = p,
-                None => break,
+        // v1: parents below the mount that are not the caller's own cgroup
+        // in this hierarchy (or above it) mirror another controller's path.
+        if !unified() && !h.controllers.is_empty() {
+            if let Some(own) = own_cgroup_in(&own, &h.controllers) {
+                let own_dir = h.mountpoint.join(own.strip_prefix("/").unwrap_or(&own));
+                let mut d = leaf.parent();
+                while let Some(p) = d {
+                    if !p.starts_with(&h.mountpoint) || p == h.mountpoint || own_dir.starts_with(p)
+                    {
+                        break;
+                    }
+                    prune.push(p.to_path_buf());
+                    d = p.parent();
+                }
             }
         }
-        created.extend(missing.into_iter().rev());
     }
     Ownership {
-        owns: owns && !leaves.is_empty(),
+        owns: owns && !hs.is_empty(),
         created,
+        prune,
     }
 }
 
@@ -318,6 +390,12 @@ pub fn remove(t: Target) -> Result<()> {
         // Only what runlet made: a shared or pre-existing cgroup stays.
         Some(leaves) => {
             remove_dirs(id, &leaves, &t.ownership.created);
+            // Placement parents go once the last container below them has.
+            for d in &t.ownership.prune {
+                if d.exists() && is_cgroupfs(d) {
+                    let _ = std::fs::remove_dir(d);
+                }
+            }
             Ok(())
         }
         None if t.ownership.owns => remove_with_libcgroups(t.config, id),
@@ -546,6 +624,22 @@ mod tests {
     #[test]
     fn relative_paths_are_not_hierarchy_paths() {
         assert!(hierarchy_dirs(Path::new("system.slice:runlet:x")).is_none());
+    }
+
+    #[test]
+    fn own_cgroup_per_hierarchy() {
+        let text = "8:pids:/\n4:memory:/machine/abc\n1:cpu,cpuacct:/x\n";
+        let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(own_cgroup_in(text, &c(&["pids"])), Some(PathBuf::from("/")));
+        assert_eq!(
+            own_cgroup_in(text, &c(&["memory"])),
+            Some(PathBuf::from("/machine/abc"))
+        );
+        assert_eq!(
+            own_cgroup_in(text, &c(&["cpuacct"])),
+            Some(PathBuf::from("/x"))
+        );
+        assert_eq!(own_cgroup_in(text, &c(&["devices"])), None);
     }
 
     #[test]

@@ -85,6 +85,21 @@ fn main() {
 
 fn run(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
     logging::init(global)?;
+    // Commands that only print (`runlet list | head -1`): a closed stdout
+    // ends them quietly, as it ends any Unix tool, instead of the panic
+    // Rust's ignored SIGPIPE turns the EPIPE into. None of them writes to a
+    // socket or starts a process.
+    if matches!(
+        command,
+        Command::Features
+            | Command::List(_)
+            | Command::Ps(_)
+            | Command::State(_)
+            | Command::Spec(_)
+    ) {
+        // SAFETY: restoring the default disposition of one signal.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     // Commands that start processes inside a container first make sure
     // those processes cannot write to this binary (CVE-2019-5736).
     if matches!(

@@ -104,7 +104,10 @@ impl Relay {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    if nix::sys::signal::kill(pid, None).is_err() {
+                    // A zombie counts as gone: a foreground `run` has not
+                    // reaped its init yet, and kill(pid, 0) would go on
+                    // succeeding on it forever.
+                    if !crate::state::is_live(pid.as_raw()) {
                         return Ok(());
                     }
                 }

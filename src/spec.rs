@@ -173,6 +173,24 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    if let Some(hooks) = spec.hooks() {
+        #[allow(deprecated)]
+        let kinds = [
+            ("prestart", hooks.prestart()),
+            ("createRuntime", hooks.create_runtime()),
+            ("createContainer", hooks.create_container()),
+            ("startContainer", hooks.start_container()),
+            ("poststart", hooks.poststart()),
+            ("poststop", hooks.poststop()),
+        ];
+        for (kind, list) in kinds {
+            for (i, h) in list.iter().flatten().enumerate() {
+                if let Some(t) = h.timeout().filter(|t| *t <= 0) {
+                    bail!("hooks.{kind}[{i}].timeout: {t} must be a positive number of seconds");
+                }
+            }
+        }
+    }
     libcontainer::validator::Validator::validate_spec(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(mounts) = spec.mounts() {
         libcontainer::utils::validate_mount_options(mounts)
@@ -212,6 +230,19 @@ mod tests {
         s.set_process(Some(p));
         let e = validate(&s).unwrap_err().to_string();
         assert!(e.contains("process.cwd"), "{e}");
+    }
+
+    #[test]
+    fn hook_timeout_must_be_positive() {
+        let mut s = base();
+        let hook: libcontainer::oci_spec::runtime::Hook =
+            serde_json::from_value(serde_json::json!({"path": "/bin/true", "timeout": 0}))
+                .expect("hook");
+        let mut hooks = libcontainer::oci_spec::runtime::Hooks::default();
+        hooks.set_poststart(Some(vec![hook]));
+        s.set_hooks(Some(hooks));
+        let e = validate(&s).unwrap_err().to_string();
+        assert!(e.contains("hooks.poststart[0].timeout"), "{e}");
     }
 
     #[test]

@@ -131,10 +131,12 @@ pub fn load(root: &Path, id: &str) -> Result<Loaded> {
         }
     };
     let extra = RunletState::load(&dir).unwrap_or_default();
-    // A live pid whose start time differs belongs to another process now.
+    // A live pid whose start time differs belongs to another process now;
+    // an init that has exited but is not reaped yet (a zombie) has stopped,
+    // as runc reports it (libcontainer's kill(pid, 0) check says running).
     if container.status() != ContainerStatus::Stopped {
         if let (Some(pid), Some(expected)) = (container.pid(), extra.init_start_time) {
-            if process_start_time(pid.as_raw()) != Some(expected) {
+            if process_start_time(pid.as_raw()) != Some(expected) || !is_live(pid.as_raw()) {
                 container.set_status(ContainerStatus::Stopped);
             }
         }

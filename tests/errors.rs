@@ -204,3 +204,30 @@ fn disabled_cgroup_manager_is_refused_clearly() {
         "--cgroup-manager=disabled is not supported",
     );
 }
+
+#[test]
+fn printing_commands_end_quietly_on_a_closed_stdout() {
+    // `runlet list | head -1` where head is gone before runlet writes: its
+    // stdout is a pipe with no reader left.
+    for args in [
+        &["features"][..],
+        &["list"],
+        &["spec", "--bundle", "/nonexistent-dir"],
+    ] {
+        let (read, write) = nix::unistd::pipe().expect("pipe");
+        drop(read);
+        let out = std::process::Command::new(common::runlet_bin())
+            .arg("--root")
+            .arg("/var/tmp/runlet-test-epipe-root")
+            .args(args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -556,3 +556,39 @@ fn exec_keeps_the_seccomp_filter() {
     assert!(err.contains("Operation not permitted"), "{err}");
     env.ok(&["delete", "-f", &id]);
 }
+
+#[test]
+fn placement_parents_go_with_the_last_container() {
+    require_root!();
+    // Without cgroupsPath a container goes below the caller's cgroup; on v1
+    // the parents that mirror another controller's path (e.g. pids under
+    // the caller's memory cgroup) must not outlive the containers, whichever
+    // order they are deleted in.
+    let env = Env::new("placement");
+    let (a, b) = (env.id("a"), env.id("b"));
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &a]);
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &b]);
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.root.join(&b).join("runlet.json")).expect("runlet.json"),
+    )
+    .expect("json");
+    let prune: Vec<std::path::PathBuf> = record["cgroup"]["prune"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|p| p.as_str().map(Into::into))
+                .collect()
+        })
+        .unwrap_or_default();
+    env.ok(&["delete", "-f", &a]);
+    env.ok(&["delete", "-f", &b]);
+    for dir in &prune {
+        // Gone, or still holding another test's containers.
+        let busy = std::fs::read_dir(dir)
+            .map(|d| d.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())))
+            .unwrap_or(false);
+        assert!(!dir.exists() || busy, "{} left behind", dir.display());
+    }
+    env.assert_gone(&a);
+    env.assert_gone(&b);
+}

@@ -29,6 +29,7 @@ pub fn all() -> Vec<Test> {
         t!("hooks", hooks_go_on_after_a_failure_with_runtime_env),
         t!("process", process_cwd_created_when_missing),
         t!("linux", devices_path_with_trailing_slash),
+        t!("hooks", hook_timeout_not_positive_is_refused),
     ]
 }
 
@@ -230,4 +231,17 @@ fn devices_path_with_trailing_slash(ctx: &mut Ctx) -> TestResult {
     let st = Report::parse(&ctx.run_output().stdout);
     st.expect("type", "char")?;
     st.expect("dev", "10:229")
+}
+
+fn hook_timeout_not_positive_is_refused(ctx: &mut Ctx) -> TestResult {
+    // runtime-spec: "timeout ... MUST be greater than zero". A runtime that
+    // waited on it would hang `create`.
+    ctx.config(|c| c["hooks"] = json!({"poststart": [{"path": "/bin/true", "timeout": 0}]}))?;
+    let bundle = ctx.bundle_str();
+    let r = ctx.runtime(&["create", "--bundle", &bundle, &ctx.id]);
+    let _ = ctx.runtime(&["delete", "--force", &ctx.id]);
+    if r.code == Some(0) {
+        return Err("create accepted a hook timeout of 0".into());
+    }
+    Ok(())
 }
