@@ -592,3 +592,23 @@ fn placement_parents_go_with_the_last_container() {
     env.assert_gone(&a);
     env.assert_gone(&b);
 }
+
+#[test]
+fn a_signal_the_process_survives_leaves_it_running() {
+    require_root!();
+    // sh as PID 1 traps USR1 and goes on: the container is still running.
+    let env = Env::new("kill-usr1");
+    env.set_args(&[
+        "sh",
+        "-c",
+        "trap 'echo usr1' USR1; while :; do sleep 1; done",
+    ]);
+    let id = env.id("u");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    env.ok(&["kill", &id, "USR1"]);
+    assert_eq!(env.status(&id), "running");
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.ok(&["delete", &id]);
+    env.assert_gone(&id);
+}

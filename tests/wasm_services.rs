@@ -24,6 +24,18 @@ fn host_network(env: &Env) {
     });
 }
 
+/// The http-probe component in a bundle that serves on a free port of the
+/// host's loopback; returns the bundle and the address.
+fn http_on_host_loopback(name: &str, extra_env: &[String]) -> (Env, String) {
+    let env = Env::new_wasm(name, &["/app/http-probe.wasm"]);
+    host_network(&env);
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut vars = vec![format!("WASMTIME_HTTP_PROXY_SOCKET_ADDR={addr}")];
+    vars.extend_from_slice(extra_env);
+    set_env(&env, &vars);
+    (env, addr)
+}
+
 fn set_env(env: &Env, vars: &[String]) {
     env.config(|c| {
         let list = c["process"]["env"].as_array_mut().expect("env");
@@ -84,16 +96,7 @@ fn tcp_listener_guest_answers_in_its_network_namespace() {
 #[test]
 fn wasi_http_component_is_served_per_request() {
     require_root!();
-    let env = Env::new_wasm("svc-http", &["/app/http-probe.wasm"]);
-    host_network(&env);
-    let addr = format!("127.0.0.1:{}", common::free_port());
-    set_env(
-        &env,
-        &[
-            format!("WASMTIME_HTTP_PROXY_SOCKET_ADDR={addr}"),
-            "GREETING=from the spec".into(),
-        ],
-    );
+    let (env, addr) = http_on_host_loopback("svc-http", &["GREETING=from the spec".into()]);
     let id = env.id("http");
     env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
     assert_eq!(wait_for_http(&addr), (200, "hello from wasi:http\n".into()));
@@ -167,10 +170,7 @@ fn wasi_http_component_in_its_own_network_namespace() {
 fn outgoing_wasi_http_request() {
     require_root!();
     let upstream = TestServer::start("upstream body");
-    let env = Env::new_wasm("svc-out", &["/app/http-probe.wasm"]);
-    host_network(&env);
-    let addr = format!("127.0.0.1:{}", common::free_port());
-    set_env(&env, &[format!("WASMTIME_HTTP_PROXY_SOCKET_ADDR={addr}")]);
+    let (env, addr) = http_on_host_loopback("svc-out", &[]);
     let id = env.id("out");
     env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
     wait_for_http(&addr);
@@ -188,10 +188,7 @@ fn outgoing_wasi_http_request() {
 fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
     require_root!();
     let notify = TestServer::start("ok");
-    let env = Env::new_wasm("svc-term", &["/app/http-probe.wasm"]);
-    host_network(&env);
-    let addr = format!("127.0.0.1:{}", common::free_port());
-    set_env(&env, &[format!("WASMTIME_HTTP_PROXY_SOCKET_ADDR={addr}")]);
+    let (env, addr) = http_on_host_loopback("svc-term", &[]);
     let id = env.id("term");
     // Foreground run: its exit status is the server's.
     let run = env

@@ -5,16 +5,7 @@
 use serde_json::json;
 
 use crate::harness::{expect_eq, Ctx, Report, Test, TestResult};
-
-macro_rules! t {
-    ($section:literal, $name:ident) => {
-        Test {
-            section: $section,
-            name: stringify!($name),
-            run: $name,
-        }
-    };
-}
+use crate::t;
 
 pub fn all() -> Vec<Test> {
     vec![

@@ -41,6 +41,18 @@ impl Outcome {
 /// skips it with the reason.
 pub type TestResult = Result<(), String>;
 
+/// A test entry: its section, its function's name, the function.
+#[macro_export]
+macro_rules! t {
+    ($section:literal, $name:ident) => {
+        $crate::harness::Test {
+            section: $section,
+            name: stringify!($name),
+            run: $name,
+        }
+    };
+}
+
 pub struct Test {
     pub section: &'static str,
     pub name: &'static str,

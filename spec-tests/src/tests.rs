@@ -12,16 +12,7 @@ use serde_json::{json, Value};
 use crate::harness::{
     cgroup_dir, expect_eq, host_is_cgroup_v1, skip, Ctx, Report, Test, TestResult,
 };
-
-macro_rules! t {
-    ($section:literal, $name:ident) => {
-        Test {
-            section: $section,
-            name: stringify!($name),
-            run: $name,
-        }
-    };
-}
+use crate::t;
 
 pub fn all() -> Vec<Test> {
     vec![

@@ -1,8 +1,16 @@
 //! `kill`: send a signal to a container's init (or, with -a, to all of it).
+//!
+//! Done here rather than with libcontainer's `Container::kill`, which marks
+//! the container `stopped` in state.json after sending *any* signal: a
+//! container sent SIGUSR1 (or a SIGTERM it handles) went on running while
+//! its state said stopped, and a `delete` racing the kill could find the
+//! state file rewritten under it. runlet only signals; the status is read
+//! from the process itself whenever the state is loaded, as runc does.
 
 use anyhow::{bail, Result};
 use libcontainer::container::ContainerStatus;
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 use crate::cli::KillArgs;
 use crate::state;
@@ -27,14 +35,57 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 
 pub fn run(ctx: &Ctx, args: &KillArgs) -> Result<i32> {
     let signal = parse_signal(&args.signal)?;
-    let mut l = state::load(&ctx.root, &args.container_id)?;
-    if l.container.status() == ContainerStatus::Stopped && !args.all {
+    let l = state::load(&ctx.root, &args.container_id)?;
+    let status = l.container.status();
+    if status == ContainerStatus::Stopped && !args.all {
         bail!("container not running");
     }
-    if let Err(e) = l.container.kill(signal, args.all) {
-        bail!("{}", crate::container::root_cause(&e));
+    if args.all {
+        for pid in container_processes(&l) {
+            let _ = nix::sys::signal::kill(pid, signal);
+        }
+        return Ok(0);
     }
-    Ok(0)
+    let pid = l
+        .container
+        .pid()
+        .ok_or_else(|| anyhow::anyhow!("container not running"))?;
+    match nix::sys::signal::kill(pid, signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(0),
+        Err(e) => bail!("container {}: sending {signal}: {e}", args.container_id),
+    }
+}
+
+/// Every process of the container, for `kill --all`: the processes in its
+/// cgroup that are in its pid namespace (all of the cgroup's when it has
+/// none of its own, as runc).
+fn container_processes(l: &state::Loaded) -> Vec<Pid> {
+    use libcgroups::common::CgroupManager;
+    let Ok(config) = l.container.spec() else {
+        return l.container.pid().into_iter().collect();
+    };
+    let cgroups = crate::container::cgroup_config(
+        config.cgroup_path,
+        l.container.systemd(),
+        l.container.id(),
+    );
+    let mut pids: Vec<Pid> = libcgroups::common::create_cgroup_manager(cgroups)
+        .ok()
+        .and_then(|m| m.get_all_pids().ok())
+        .unwrap_or_default();
+    let init = l.container.pid();
+    if l.extra.own_pidns {
+        let ns_of = |p: Pid| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+        if let Some(ns) = init.and_then(ns_of) {
+            pids.retain(|p| ns_of(*p).as_ref() == Some(&ns));
+        }
+    }
+    if let Some(init) =
+        init.filter(|i| !pids.contains(i) && l.container.status() != ContainerStatus::Stopped)
+    {
+        pids.push(init);
+    }
+    pids
 }
 
 #[cfg(test)]
