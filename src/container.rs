@@ -132,7 +132,7 @@ fn build_init(
     cgroups: CgroupConfig,
     ownership: crate::cgroups::Ownership,
 ) -> Result<Container> {
-    let spec = req.spec;
+    let mut spec = req.spec;
     let rootfs = spec
         .root()
         .as_ref()
@@ -153,6 +153,12 @@ fn build_init(
         .save(dir)
         .map_err(|e| anyhow!("{e}"))?;
 
+    // After the copy for `exec` is saved: what libcontainer gets differs.
+    let mut late_caps = None;
+    if let Some(mut process) = spec.process().clone() {
+        late_caps = crate::caps::split(&mut process)?;
+        spec.set_process(Some(process));
+    }
     let console_socket = connect_console(dir, req.console_socket.as_deref(), "console-socket")?;
     let notify_listener =
         NotifyListener::new(&dir.join(NOTIFY_FILE)).map_err(|e| anyhow!("notify socket: {e}"))?;
@@ -185,7 +191,7 @@ fn build_init(
         user_ns_config,
         cgroup_config: cgroups,
         detached: true,
-        executor: req.executor,
+        executor: crate::caps::wrap(req.executor, late_caps),
         no_pivot: req.no_pivot,
         stdin: None,
         stdout: None,

@@ -1,6 +1,7 @@
 //! runlet: a runc-compatible OCI runtime built on youki's libcontainer,
 //! with an embedded WebAssembly handler (see src/wasm/).
 
+mod caps;
 mod cgroups;
 mod cli;
 mod commands;

@@ -21,6 +21,7 @@ pub fn all() -> Vec<Test> {
         t!("process", process_cwd_created_when_missing),
         t!("linux", devices_path_with_trailing_slash),
         t!("hooks", hook_timeout_not_positive_is_refused),
+        t!("process", process_inheritable_and_ambient_raised),
     ]
 }
 
@@ -235,4 +236,22 @@ fn hook_timeout_not_positive_is_refused(ctx: &mut Ctx) -> TestResult {
         return Err("create accepted a hook timeout of 0".into());
     }
     Ok(())
+}
+
+fn process_inheritable_and_ambient_raised(ctx: &mut Ctx) -> TestResult {
+    // An inheritable capability outside the permitted set, no CAP_SETPCAP
+    // anywhere: the kernel allows it only while the runtime still holds
+    // CAP_SETPCAP, so the sets must be set together, early (as runc does).
+    let caps = json!(["CAP_NET_RAW", "CAP_KILL"]);
+    ctx.config(|c| {
+        c["process"]["capabilities"] = json!({
+            "bounding": ["CAP_NET_RAW", "CAP_KILL", "CAP_SYS_ADMIN"],
+            "effective": caps, "permitted": caps,
+            "inheritable": ["CAP_NET_RAW", "CAP_SYS_ADMIN"], "ambient": ["CAP_NET_RAW"]});
+    })?;
+    let r = ctx.report()?;
+    // CAP_NET_RAW is bit 13, CAP_KILL bit 5, CAP_SYS_ADMIN bit 21.
+    r.expect("CapInh", "0000000000202000")?;
+    r.expect("CapAmb", "0000000000002000")?;
+    r.expect("CapPrm", "0000000000002020")
 }
