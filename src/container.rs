@@ -28,7 +28,6 @@ use libcontainer::oci_spec::runtime::{
 };
 use libcontainer::process::args::{ContainerArgs, ContainerType};
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::user_ns::UserNamespaceConfig;
 use libcontainer::workload::Executor;
 use nix::unistd::Pid;
 
@@ -162,7 +161,7 @@ fn build_init(
     let console_socket = connect_console(dir, req.console_socket.as_deref(), "console-socket")?;
     let notify_listener =
         NotifyListener::new(&dir.join(NOTIFY_FILE)).map_err(|e| anyhow!("notify socket: {e}"))?;
-    let user_ns_config = UserNamespaceConfig::new(&spec).map_err(|e| anyhow!("{e}"))?;
+    let user_ns_config = crate::idmap::user_ns_config(&spec, dir)?;
 
     if req.notify_socket.is_some() {
         crate::notify::make_dir(dir)?;
@@ -431,7 +430,7 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
     )?;
     let notify_listener =
         NotifyListener::new(&notify_path).map_err(|e| anyhow!("notify socket: {e}"))?;
-    let user_ns_config = UserNamespaceConfig::new(&spec).map_err(|e| anyhow!("{e}"))?;
+    let user_ns_config = crate::idmap::user_ns_config(&spec, &dir)?;
     let (read_end, write_end) = req.exec_notify;
 
     prepare_main_process(&spec)?;

@@ -8,6 +8,7 @@ mod commands;
 mod compat;
 mod container;
 mod foreground;
+mod idmap;
 mod logging;
 mod notify;
 mod post_create;
@@ -62,6 +63,10 @@ impl Ctx {
 }
 
 fn main() {
+    // Started as its own uid/gid mapping helper (src/idmap.rs).
+    if let Some(code) = idmap::run_as_helper() {
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
     if cli.global.version {
         print!("{}", commands::features::version_text());

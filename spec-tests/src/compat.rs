@@ -22,6 +22,7 @@ pub fn all() -> Vec<Test> {
         t!("linux", devices_path_with_trailing_slash),
         t!("hooks", hook_timeout_not_positive_is_refused),
         t!("process", process_inheritable_and_ambient_raised),
+        t!("namespaces", ns_user_several_mapping_ranges),
     ]
 }
 
@@ -254,4 +255,24 @@ fn process_inheritable_and_ambient_raised(ctx: &mut Ctx) -> TestResult {
     r.expect("CapInh", "0000000000202000")?;
     r.expect("CapAmb", "0000000000002000")?;
     r.expect("CapPrm", "0000000000002020")
+}
+
+fn ns_user_several_mapping_ranges(ctx: &mut Ctx) -> TestResult {
+    // Two ranges each, as root: runc writes them itself (no newuidmap).
+    ctx.config(|c| {
+        if let Some(a) = c["linux"]["namespaces"].as_array_mut() {
+            a.push(json!({"type": "user"}))
+        }
+        let maps = json!([{"containerID": 0, "hostID": 100000, "size": 1000},
+                          {"containerID": 1000, "hostID": 300000, "size": 64536}]);
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps;
+        if let Some(m) = c["mounts"].as_array_mut() {
+            m.retain(|m| m["type"] != "cgroup");
+        }
+    })?;
+    let r = ctx.report()?;
+    r.expect("uid_map", "0 100000 1000 1000 300000 64536")?;
+    r.expect("gid_map", "0 100000 1000 1000 300000 64536")?;
+    r.expect("uid", "0")
 }
