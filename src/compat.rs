@@ -39,7 +39,99 @@ pub fn fix_spec(spec: &mut Spec, rootfs: &Path) -> Result<()> {
     hook_environment(spec);
     device_paths(spec);
     create_missing_cwd(spec, rootfs);
+    mount_destinations_through_symlinks(spec, rootfs);
     Ok(())
+}
+
+/// A mount destination that goes through a symlink in the rootfs — even a
+/// dangling one (`/var/run` → `/run`, `/data` → `/srv/data` not made yet):
+/// runc resolves it inside the rootfs (securejoin) and mounts on the
+/// target, creating it; libcontainer follows only symlinks whose target
+/// exists, and fails otherwise (ENOTDIR, EEXIST). runlet resolves the
+/// destination as runc does, never leaving the rootfs, and gives
+/// libcontainer the resolved path. Destinations below an earlier mount are
+/// left alone: that mount, not the rootfs, decides what is there; so are
+/// proc and sysfs mounts.
+fn mount_destinations_through_symlinks(spec: &mut Spec, rootfs: &Path) {
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return;
+    };
+    let mut changed = false;
+    let mut earlier: Vec<std::path::PathBuf> = Vec::new();
+    for m in mounts.iter_mut() {
+        let dest = m.destination().clone();
+        let covered = earlier.iter().any(|e| dest.starts_with(e) && e != &dest);
+        // proc and sysfs stay where the config says (runc refuses them on
+        // a symlink: CVE-2019-19921); libcontainer decides.
+        let kernel_fs = matches!(m.typ().as_deref(), Some("proc") | Some("sysfs"));
+        if !covered && !kernel_fs {
+            if let Some(resolved) = resolve_in_root(rootfs, &dest) {
+                if resolved != dest {
+                    m.set_destination(resolved.clone());
+                    changed = true;
+                }
+            }
+        }
+        earlier.push(m.destination().clone());
+    }
+    if changed {
+        spec.set_mounts(Some(mounts));
+    }
+}
+
+/// `path` resolved inside `root` as if `root` were `/`: symlinks are
+/// followed (absolute ones from `root`, `..` stops at `root`), a missing
+/// component ends the following and the rest is taken as it is. None after
+/// too many links. Returns a clean absolute path inside the container.
+pub fn resolve_in_root(root: &Path, path: &Path) -> Option<std::path::PathBuf> {
+    use std::collections::VecDeque;
+    use std::path::{Component, PathBuf};
+    let parts = |p: &Path| -> Vec<std::ffi::OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut rest: VecDeque<std::ffi::OsString> = parts(path).into();
+    let mut current = PathBuf::from("/");
+    let mut links = 0;
+    let mut missing = false;
+    while let Some(part) = rest.pop_front() {
+        if part == ".." {
+            current.pop();
+            continue;
+        }
+        let candidate = current.join(&part);
+        if missing {
+            current = candidate;
+            continue;
+        }
+        let on_host = root.join(candidate.strip_prefix("/").unwrap_or(&candidate));
+        match std::fs::symlink_metadata(&on_host) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&on_host).ok()?;
+                if target.is_absolute() {
+                    current = PathBuf::from("/");
+                }
+                for p in parts(&target).into_iter().rev() {
+                    rest.push_front(p);
+                }
+            }
+            Ok(_) => current = candidate,
+            Err(_) => {
+                missing = true;
+                current = candidate;
+            }
+        }
+    }
+    Some(current)
 }
 
 /// `linux.devices` paths are cleaned (`/dev/fuse/` → `/dev/fuse`): runc
@@ -303,6 +395,22 @@ fn home_without_passwd_entry(spec: &mut Spec, rootfs: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destinations_resolve_inside_the_root() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let root = t.path();
+        std::fs::create_dir_all(root.join("run")).expect("mkdir");
+        std::fs::create_dir_all(root.join("var")).expect("mkdir");
+        std::os::unix::fs::symlink("/run", root.join("var/run")).expect("link");
+        std::os::unix::fs::symlink("../../../../srv/data", root.join("data")).expect("link");
+        std::os::unix::fs::symlink("/loop", root.join("loop")).expect("link");
+        let r = |p: &str| resolve_in_root(root, Path::new(p));
+        assert_eq!(r("/var/run/x"), Some("/run/x".into()));
+        assert_eq!(r("/data"), Some("/srv/data".into()));
+        assert_eq!(r("/plain/dir"), Some("/plain/dir".into()));
+        assert_eq!(r("/loop"), None);
+    }
 
     #[test]
     fn scheduler_flags_in_the_runtime_spec_spelling() {

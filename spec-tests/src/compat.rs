@@ -23,6 +23,7 @@ pub fn all() -> Vec<Test> {
         t!("hooks", hook_timeout_not_positive_is_refused),
         t!("process", process_inheritable_and_ambient_raised),
         t!("namespaces", ns_user_several_mapping_ranges),
+        t!("mounts", mount_destination_through_dangling_symlink),
     ]
 }
 
@@ -275,4 +276,28 @@ fn ns_user_several_mapping_ranges(ctx: &mut Ctx) -> TestResult {
     r.expect("uid_map", "0 100000 1000 1000 300000 64536")?;
     r.expect("gid_map", "0 100000 1000 1000 300000 64536")?;
     r.expect("uid", "0")
+}
+
+fn mount_destination_through_dangling_symlink(ctx: &mut Ctx) -> TestResult {
+    // /data -> /srv/data, which does not exist yet: the mount lands on the
+    // target inside the rootfs, created there.
+    let link = ctx.bundle.join("rootfs/data");
+    std::os::unix::fs::symlink("/srv/data", &link).map_err(|e| e.to_string())?;
+    ctx.config(|c| {
+        if let Some(a) = c["mounts"].as_array_mut() {
+            a.push(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs"}));
+        }
+    })?;
+    let info = mountinfo(ctx)?;
+    let mounted = info
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some("/srv/data") && l.contains(" - tmpfs "));
+    if !mounted {
+        return Err(format!("no tmpfs on /srv/data:\n{info}"));
+    }
+    if ctx.bundle.join("rootfs/srv/data").is_dir() {
+        Ok(())
+    } else {
+        Err("the symlink's target was not created inside the rootfs".into())
+    }
 }
