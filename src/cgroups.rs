@@ -554,6 +554,55 @@ pub fn deny_extra_defaults(
     Ok(())
 }
 
+/// `--cgroup-manager=disabled`, as crun has it: the container's processes
+/// stay in the caller's cgroups and no cgroup is left for it.
+/// libcontainer always places a new process in a cgroup of its own (and
+/// applies limits there), so runlet lets it, then moves every process out
+/// of that transient cgroup into the cgroup of the same hierarchy that
+/// runlet itself (the caller's child) is in, and removes what was made.
+/// Limits in the config are not applied, as with crun.
+pub fn evict_to_caller(config: &CgroupConfig, made: &Ownership) -> Result<()> {
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| anyhow::anyhow!("/proc/self/cgroup: {e}"))?;
+    for h in hierarchies(&config.cgroup_path).unwrap_or_default() {
+        if !h.dir.exists() {
+            continue;
+        }
+        let target = if h.controllers.is_empty() {
+            // cgroup2: the `0::` line.
+            own.lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .map(|p| clean(Path::new(p)))
+        } else {
+            own_cgroup_in(&own, &h.controllers)
+        };
+        let Some(target) = target else { continue };
+        let procs = h
+            .mountpoint
+            .join(target.strip_prefix("/").unwrap_or(&target))
+            .join("cgroup.procs");
+        let mut all = Vec::new();
+        depth_first(&h.dir, &mut all);
+        for d in &all {
+            for pid in pids_in(d) {
+                std::fs::write(&procs, pid.to_string())
+                    .map_err(|e| anyhow::anyhow!("moving {pid} to {}: {e}", procs.display()))?;
+            }
+        }
+    }
+    remove_dirs(
+        "transient",
+        &hierarchy_dirs(&config.cgroup_path).unwrap_or_default(),
+        &made.created,
+    );
+    for d in &made.prune {
+        if d.exists() && is_cgroupfs(d) {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    Ok(())
+}
+
 /// `linux.resources.memory.disableOOMKiller`: libcontainer hard-codes it
 /// off (it writes `memory.oom_control` 0); runc applies it on cgroup v1,
 /// the only hierarchy that has the switch. Written right after create.

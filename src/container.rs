@@ -46,6 +46,8 @@ pub struct InitRequest {
     pub executor: Box<dyn Executor>,
     pub handler: String,
     pub notify_socket: Option<PathBuf>,
+    /// `--cgroup-manager=disabled`.
+    pub cgroups_disabled: bool,
 }
 
 pub fn cgroup_config(path: PathBuf, systemd: bool, id: &str) -> CgroupConfig {
@@ -168,6 +170,7 @@ fn build_init(
     }
     prepare_main_process(&spec)?;
 
+    let cgroups_disabled = req.cgroups_disabled;
     let mut extra = RunletState {
         rootfs: rootfs.clone(),
         init_start_time: None,
@@ -175,6 +178,7 @@ fn build_init(
         notify_socket: req.notify_socket,
         own_pidns: has_own_pidns(&spec),
         cgroup: ownership,
+        cgroups_disabled,
     };
     extra.save(dir)?;
 
@@ -201,13 +205,20 @@ fn build_init(
     let pid = libcontainer::process::container_main_process::container_main_process(&args)
         .map_err(|e| anyhow!("{}", root_cause(&e)))?;
     // From here on the init exists: a failure must take it down too.
-    let finish = || -> Result<()> {
-        crate::cgroups::deny_extra_defaults(&args.cgroup_config, &args.spec)?;
-        crate::cgroups::apply_oom_killer_setting(&args.cgroup_config, &args.spec)?;
+    let finish = |extra: &mut RunletState| -> Result<()> {
+        if extra.cgroups_disabled {
+            crate::cgroups::evict_to_caller(&args.cgroup_config, &extra.cgroup)?;
+            // Nothing of a cgroup is the container's any more.
+            extra.cgroup = crate::cgroups::Ownership::default();
+            extra.save(dir)?;
+        } else {
+            crate::cgroups::deny_extra_defaults(&args.cgroup_config, &args.spec)?;
+            crate::cgroups::apply_oom_killer_setting(&args.cgroup_config, &args.spec)?;
+        }
         crate::post_create::give_stdio_to_user(&args.spec, pid);
         crate::post_create::finish(&args.spec, pid)
     };
-    if let Err(e) = finish() {
+    if let Err(e) = finish(&mut extra) {
         crate::cgroups::remove(crate::cgroups::Target {
             id: &req_id,
             config: args.cgroup_config.clone(),
@@ -422,6 +433,12 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
     }
 
     let rand = nix::unistd::getpid().as_raw();
+    if loaded.extra.cgroups_disabled {
+        // A transient cgroup of its own, left right after (see create).
+        final_cgroup =
+            crate::cgroups::resolve_path(None, &format!("{}-exec-{rand}", req.id), false)?;
+    }
+    let exec_cgroup = crate::cgroups::plan(&cgroup_config(final_cgroup.clone(), false, &req.id));
     let notify_path = dir.join(format!("tenant-notify-{rand}.sock"));
     let console_socket = connect_console(
         &dir,
@@ -469,6 +486,9 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
         });
     let _ = fs::remove_file(&notify_path);
     let pid = result?;
+    if loaded.extra.cgroups_disabled {
+        crate::cgroups::evict_to_caller(&args.cgroup_config, &exec_cgroup)?;
+    }
     drop(write_end);
     let failure = read_all(read_end)?;
     if !failure.is_empty() {

@@ -25,6 +25,9 @@ use cli::{CgroupManagerKind, Cli, Command};
 pub struct Ctx {
     pub root: std::path::PathBuf,
     pub systemd: bool,
+    /// `--cgroup-manager=disabled`: the container stays in the caller's
+    /// cgroups (src/cgroups.rs, `leave_to_caller`).
+    pub cgroups_disabled: bool,
     /// `--rootless` given as true (or bare).
     pub rootless: bool,
     /// The compiled Wasm code cache.
@@ -38,9 +41,7 @@ impl Ctx {
         let systemd = match g.cgroup_manager {
             Some(CgroupManagerKind::Systemd) => true,
             Some(CgroupManagerKind::Cgroupfs) => false,
-            Some(CgroupManagerKind::Disabled) => anyhow::bail!(
-                "--cgroup-manager=disabled is not supported: libcontainer always places containers in a cgroup"
-            ),
+            Some(CgroupManagerKind::Disabled) => false,
             None => g.systemd_cgroup,
         };
         let root = if g.root.is_absolute() {
@@ -55,6 +56,7 @@ impl Ctx {
         Ok(Ctx {
             root,
             systemd,
+            cgroups_disabled: g.cgroup_manager == Some(CgroupManagerKind::Disabled),
             rootless,
             wasm_cache: g.wasm_cache.clone(),
             wasm_max_module_size: g.wasm_max_module_size,

@@ -37,6 +37,9 @@ pub struct RunletState {
     /// What of the container's cgroup runlet made (removed by `delete`).
     #[serde(default)]
     pub cgroup: crate::cgroups::Ownership,
+    /// Created with `--cgroup-manager=disabled`: in the caller's cgroups.
+    #[serde(default)]
+    pub cgroups_disabled: bool,
 }
 
 impl RunletState {

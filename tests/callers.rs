@@ -471,6 +471,28 @@ fn podman_wasm_image() {
 }
 
 #[test]
+fn podman_without_cgroups() {
+    require!("podman", "conmon");
+    // `--cgroups=disabled`: podman passes --cgroup-manager=disabled to the
+    // runtimes contrib/podman lists in runtime_supports_nocgroups.
+    let env = Env::new("podman-nocg");
+    let p = Podman::new(&env);
+    p.import_busybox(&env);
+    let out = prun(
+        &p,
+        &env,
+        &[
+            "--rm",
+            "--cgroups=disabled",
+            "localhost/rl-bb",
+            "echo",
+            "no cgroup",
+        ],
+    );
+    assert_eq!(assert_ok(&out, "run --cgroups=disabled"), "no cgroup\n");
+}
+
+#[test]
 fn podman_pod_with_a_wasm_service_and_a_native_sidecar() {
     require!("podman", "conmon");
     let env = Env::new("podman-pod");

@@ -612,3 +612,46 @@ fn a_signal_the_process_survives_leaves_it_running() {
     env.ok(&["delete", &id]);
     env.assert_gone(&id);
 }
+
+#[test]
+fn cgroup_manager_disabled_keeps_the_container_in_the_callers_cgroups() {
+    require_root!();
+    let env = Env::new("nocgroup");
+    let id = env.id("n");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--cgroup-manager=disabled"];
+        all.extend_from_slice(args);
+        env.ok(&all)
+    };
+    run(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    let init = env.pid(&id);
+    let theirs = std::fs::read_to_string(format!("/proc/{init}/cgroup")).expect("cgroup");
+    let ours = std::fs::read_to_string("/proc/self/cgroup").expect("cgroup");
+    assert_eq!(theirs, ours, "the container left the caller's cgroups");
+    for ctl in ["memory", "pids", "cpu", "freezer", "devices"] {
+        let p = common::cgroup_v1_dir(ctl, &id);
+        assert!(
+            !p.exists(),
+            "a cgroup was left for the container: {}",
+            p.display()
+        );
+    }
+    // exec'd processes stay in the caller's cgroups too.
+    let pid_file = env.dir.path().join("exec.pid");
+    let pid_file = pid_file.to_str().expect("utf8");
+    run(&["exec", "-d", "--pid-file", pid_file, &id, "sleep", "30"]);
+    let exec_pid = std::fs::read_to_string(pid_file).expect("pid file");
+    let exec_cg =
+        std::fs::read_to_string(format!("/proc/{}/cgroup", exec_pid.trim())).expect("exec cgroup");
+    assert_eq!(
+        exec_cg, ours,
+        "the exec'd process left the caller's cgroups"
+    );
+    let err = env.run(&["--cgroup-manager=disabled", "pause", &id]);
+    assert!(!err.status.success());
+    run(&["kill", "--all", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    run(&["delete", &id]);
+    assert!(!common::alive(init));
+    env.assert_gone(&id);
+}

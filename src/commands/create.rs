@@ -105,6 +105,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
         executor,
         handler: workload.name().to_string(),
         notify_socket,
+        cgroups_disabled: ctx.cgroups_disabled,
     })?;
 
     if let Some(pid_file) = pid_file {

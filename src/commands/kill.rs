@@ -61,6 +61,9 @@ pub fn run(ctx: &Ctx, args: &KillArgs) -> Result<i32> {
 /// none of its own, as runc).
 fn container_processes(l: &state::Loaded) -> Vec<Pid> {
     use libcgroups::common::CgroupManager;
+    if l.extra.cgroups_disabled {
+        return pidns_members(l);
+    }
     let Ok(config) = l.container.spec() else {
         return l.container.pid().into_iter().collect();
     };
@@ -86,6 +89,31 @@ fn container_processes(l: &state::Loaded) -> Vec<Pid> {
         pids.push(init);
     }
     pids
+}
+
+/// Without a cgroup (`--cgroup-manager=disabled`): the processes in the
+/// container's pid namespace, from /proc, or its init alone when it has no
+/// pid namespace of its own.
+fn pidns_members(l: &state::Loaded) -> Vec<Pid> {
+    let Some(init) = l.container.pid() else {
+        return Vec::new();
+    };
+    if !l.extra.own_pidns {
+        return vec![init];
+    }
+    let ns_of = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    let Some(ns) = ns_of(init.as_raw()) else {
+        return vec![init];
+    };
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|p| ns_of(*p).as_ref() == Some(&ns))
+                .map(Pid::from_raw)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

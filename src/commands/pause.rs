@@ -13,6 +13,9 @@ pub fn pause(ctx: &Ctx, id: &str) -> Result<i32> {
         ContainerStatus::Paused => bail!("container {id} is already paused"),
         _ => bail!("container not running"),
     }
+    if l.extra.cgroups_disabled {
+        bail!("cannot pause container {id}: it has no cgroup (created with --cgroup-manager=disabled)");
+    }
     if let Err(e) = l.container.pause() {
         bail!("pause {id}: {}", crate::container::root_cause(&e));
     }
