@@ -19,10 +19,7 @@
 
 use anyhow::{anyhow, Result};
 use caps::{CapSet, Capability, CapsHashSet};
-use libcontainer::oci_spec::runtime::{Capabilities, Process, Spec};
-use libcontainer::workload::{
-    Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
-};
+use libcontainer::oci_spec::runtime::{Capabilities, Process};
 
 /// The sets the workload must end up with.
 #[derive(Clone, Debug)]
@@ -93,7 +90,7 @@ pub fn split(process: &mut Process) -> Result<Option<Wanted>> {
 impl Wanted {
     /// Sets inheritable and ambient, then the exact effective and permitted
     /// sets, in the calling process (the container's init or exec process).
-    fn apply(&self) -> Result<(), caps::errors::CapsError> {
+    pub fn apply(&self) -> Result<(), caps::errors::CapsError> {
         caps::set(None, CapSet::Inheritable, &self.inheritable)?;
         for cap in &self.ambient {
             // As libcontainer and runc: an ambient capability that cannot
@@ -107,40 +104,5 @@ impl Wanted {
         }
         caps::set(None, CapSet::Effective, &self.effective)?;
         caps::set(None, CapSet::Permitted, &self.permitted)
-    }
-}
-
-/// Wraps the workload's executor (native or Wasm) to set the capabilities
-/// libcontainer cannot, just before the workload starts.
-#[derive(Clone)]
-pub struct CapsExecutor {
-    inner: Box<dyn Executor>,
-    wanted: Wanted,
-}
-
-pub fn wrap(inner: Box<dyn Executor>, wanted: Option<Wanted>) -> Box<dyn Executor> {
-    match wanted {
-        Some(wanted) => Box::new(CapsExecutor { inner, wanted }),
-        None => inner,
-    }
-}
-
-impl Executor for CapsExecutor {
-    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        self.inner.validate(spec)
-    }
-
-    fn setup_envs(
-        &self,
-        envs: std::collections::HashMap<String, String>,
-    ) -> Result<(), ExecutorSetEnvsError> {
-        self.inner.setup_envs(envs)
-    }
-
-    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        self.wanted
-            .apply()
-            .map_err(|e| ExecutorError::Other(format!("process.capabilities: {e}")))?;
-        self.inner.exec(spec)
     }
 }

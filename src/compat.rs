@@ -64,7 +64,8 @@ fn mount_destinations_through_symlinks(spec: &mut Spec, rootfs: &Path) {
         // proc and sysfs stay where the config says (runc refuses them on
         // a symlink: CVE-2019-19921); libcontainer decides.
         let kernel_fs = matches!(m.typ().as_deref(), Some("proc") | Some("sysfs"));
-        if !covered && !kernel_fs {
+        // A relative destination is an error `validate` reports.
+        if !covered && !kernel_fs && dest.is_absolute() {
             if let Some(resolved) = resolve_in_root(rootfs, &dest) {
                 if resolved != dest {
                     m.set_destination(resolved.clone());

@@ -155,11 +155,7 @@ fn build_init(
         .map_err(|e| anyhow!("{e}"))?;
 
     // After the copy for `exec` is saved: what libcontainer gets differs.
-    let mut late_caps = None;
-    if let Some(mut process) = spec.process().clone() {
-        late_caps = crate::caps::split(&mut process)?;
-        spec.set_process(Some(process));
-    }
+    let late = crate::late::Late::split(&mut spec)?;
     let console_socket = connect_console(dir, req.console_socket.as_deref(), "console-socket")?;
     let notify_listener =
         NotifyListener::new(&dir.join(NOTIFY_FILE)).map_err(|e| anyhow!("notify socket: {e}"))?;
@@ -194,7 +190,7 @@ fn build_init(
         user_ns_config,
         cgroup_config: cgroups,
         detached: true,
-        executor: crate::caps::wrap(req.executor, late_caps),
+        executor: late.wrap(req.executor),
         no_pivot: req.no_pivot,
         stdin: None,
         stdout: None,
@@ -422,6 +418,7 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
         .set_process(Some(req.process))
         .set_hooks(None)
         .set_mounts(None);
+    let late = crate::late::Late::split(&mut spec)?;
 
     let mut final_cgroup = config.cgroup_path.clone();
     if let Some(sub) = req.sub_cgroup.as_deref().filter(|s| *s != "/") {
@@ -468,7 +465,7 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
         user_ns_config,
         cgroup_config: cgroup_config(final_cgroup, container.systemd(), &req.id),
         detached: true,
-        executor: req.executor,
+        executor: late.wrap(req.executor),
         no_pivot: false,
         stdin: None,
         stdout: None,

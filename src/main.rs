@@ -9,6 +9,7 @@ mod compat;
 mod container;
 mod foreground;
 mod idmap;
+mod late;
 mod logging;
 mod notify;
 mod post_create;

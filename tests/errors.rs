@@ -196,16 +196,6 @@ fn console_socket_that_does_not_exist() {
 }
 
 #[test]
-fn disabled_cgroup_manager_is_refused_clearly() {
-    require_root!();
-    let env = Env::new("err-cgm");
-    env.fails(
-        &["--cgroup-manager", "disabled", "state", "x"],
-        "--cgroup-manager=disabled is not supported",
-    );
-}
-
-#[test]
 fn printing_commands_end_quietly_on_a_closed_stdout() {
     // `runlet list | head -1` where head is gone before runlet writes: its
     // stdout is a pipe with no reader left.

@@ -24,6 +24,7 @@ pub fn all() -> Vec<Test> {
         t!("process", process_inheritable_and_ambient_raised),
         t!("namespaces", ns_user_several_mapping_ranges),
         t!("mounts", mount_destination_through_dangling_symlink),
+        t!("seccomp", seccomp_profile_does_not_bind_the_runtime),
     ]
 }
 
@@ -300,4 +301,19 @@ fn mount_destination_through_dangling_symlink(ctx: &mut Ctx) -> TestResult {
     } else {
         Err("the symlink's target was not created inside the rootfs".into())
     }
+}
+
+fn seccomp_profile_does_not_bind_the_runtime(ctx: &mut Ctx) -> TestResult {
+    // The workload never accepts connections; the runtime's init does while
+    // it waits for `start`. With noNewPrivileges the filter belongs to the
+    // workload alone: runc loads it right before execve.
+    ctx.config(|c| {
+        c["process"]["noNewPrivileges"] = true.into();
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["accept", "accept4", "getcwd"], "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": 1}]});
+    })?;
+    ctx.args(&["/bin/spec-helper", "umask-syscall", "022"])?;
+    let r = ctx.run_output();
+    expect_eq("exit status", Some(0), r.code).map_err(|e| format!("{e}: {}", r.stderr.trim()))
 }

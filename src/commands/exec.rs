@@ -26,7 +26,6 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
     let init_spec = state::load_spec_copy(&ctx.root, id)?;
     let mut process = build_process(args, &init_spec)?;
     container::normalize_capabilities(&mut process);
-    let late_caps = crate::caps::split(&mut process)?;
     let terminal = process.terminal().unwrap_or(false);
     super::create::check_terminal(terminal, args.console_socket.is_some(), args.detach)?;
 
@@ -79,7 +78,7 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
             console_socket,
             preserve_fds: args.preserve_fds,
             sub_cgroup: args.cgroup.clone(),
-            executor: crate::caps::wrap(executor, late_caps),
+            executor,
             exec_notify: (notify_read, notify_write),
         },
         &loaded,
