@@ -373,7 +373,7 @@ def bench_services():
     cli_proc = None
     if cli:
         cport = free_port()
-        cli_proc = subprocess.Popen([cli, "serve", "--addr", f"127.0.0.1:{cport}", str(HTTP_FIXTURE)],
+        cli_proc = subprocess.Popen([cli, "serve", "-Scli", "--addr", f"127.0.0.1:{cport}", str(HTTP_FIXTURE)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_200(cport)
         servers["wasmtime serve"] = cport
