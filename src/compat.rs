@@ -38,6 +38,7 @@ pub fn fix_spec(spec: &mut Spec, rootfs: &Path) -> Result<()> {
     home_without_passwd_entry(spec, rootfs);
     hook_environment(spec);
     device_paths(spec);
+    devices_outside_dev(spec, rootfs)?;
     create_missing_cwd(spec, rootfs);
     mount_destinations_through_symlinks(spec, rootfs);
     Ok(())
@@ -161,12 +162,9 @@ fn device_paths(spec: &mut Spec) {
 
 /// A missing `process.cwd`: libcontainer's init fails its chdir; runc and
 /// crun create the directory (0755, owned by the container's root). Done
-/// here in the rootfs, each component created below the previous one
-/// through a descriptor resolved inside the rootfs, so nothing outside it
-/// is ever touched. Best effort: a failure leaves libcontainer's error.
+/// here in the rootfs (see [`make_dirs_in_root`]). Best effort: a failure
+/// leaves libcontainer's error.
 fn create_missing_cwd(spec: &Spec, rootfs: &Path) {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
     let Some(process) = spec.process().as_ref() else {
         return;
     };
@@ -174,27 +172,32 @@ fn create_missing_cwd(spec: &Spec, rootfs: &Path) {
     if crate::wasm::entrypoint::open_dir_in_root(rootfs, cwd).is_ok() {
         return;
     }
-    let owner = root_owner(spec);
+    let _ = make_dirs_in_root(rootfs, cwd, root_owner(spec));
+}
+
+/// Creates `path` and its missing parents inside `root` (0755, owned by
+/// `owner`), each component below the previous one through a descriptor
+/// resolved inside the root, so nothing outside it is ever touched.
+/// Returns the directory, opened.
+fn make_dirs_in_root(root: &Path, path: &Path, owner: (u32, u32)) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
     let mut prefix = std::path::PathBuf::from("/");
-    for part in cwd.components().skip(1) {
+    for part in path.components().skip(1) {
         let std::path::Component::Normal(name) = part else {
-            return;
+            return None;
         };
-        let Ok(parent) = crate::wasm::entrypoint::open_dir_in_root(rootfs, &prefix) else {
-            return;
-        };
+        let parent = crate::wasm::entrypoint::open_dir_in_root(root, &prefix).ok()?;
         prefix.push(name);
-        if crate::wasm::entrypoint::open_dir_in_root(rootfs, &prefix).is_ok() {
+        if crate::wasm::entrypoint::open_dir_in_root(root, &prefix).is_ok() {
             continue;
         }
-        let Ok(c_name) = std::ffi::CString::new(name.as_bytes()) else {
-            return;
-        };
+        let c_name = std::ffi::CString::new(name.as_bytes()).ok()?;
         // SAFETY: mkdirat/fchownat on a descriptor we own with a plain
         // NUL-terminated name (no slash: one path component).
         unsafe {
             if libc::mkdirat(parent.as_raw_fd(), c_name.as_ptr(), 0o755) != 0 {
-                return;
+                return None;
             }
             libc::fchownat(
                 parent.as_raw_fd(),
@@ -205,6 +208,93 @@ fn create_missing_cwd(spec: &Spec, rootfs: &Path) {
             );
         }
     }
+    crate::wasm::entrypoint::open_dir_in_root(root, &prefix).ok()
+}
+
+/// `linux.devices` outside /dev (`/mnt/fuse`, `/opt/dev/null`): runc
+/// creates them where the config says; libcontainer refuses any path not
+/// under /dev. runlet takes them out of the list libcontainer gets and
+/// makes the nodes in the rootfs itself (parents created inside the
+/// rootfs, the node owned by the config's uid/gid as mapped, with its
+/// fileMode). A path that already exists is left as it is.
+fn devices_outside_dev(spec: &mut Spec, rootfs: &Path) -> Result<()> {
+    use libcontainer::oci_spec::runtime::LinuxDeviceType;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let Some(mut linux) = spec.linux().clone() else {
+        return Ok(());
+    };
+    let Some(devices) = linux.devices().clone() else {
+        return Ok(());
+    };
+    let (outside, inside): (Vec<_>, Vec<_>) = devices
+        .into_iter()
+        .partition(|d| !d.path().starts_with("/dev"));
+    if outside.is_empty() {
+        return Ok(());
+    }
+    let map = |id: u32, maps: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>| {
+        maps.filter(|m| !m.is_empty())
+            .and_then(|m| {
+                m.iter().find_map(|r| {
+                    let off = id.checked_sub(r.container_id())?;
+                    (off < r.size()).then(|| r.host_id() + off)
+                })
+            })
+            .unwrap_or(id)
+    };
+    for d in &outside {
+        let field = format!("linux.devices {}", d.path().display());
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
+            LinuxDeviceType::B => libc::S_IFBLK,
+            LinuxDeviceType::P => libc::S_IFIFO,
+            other => anyhow::bail!("{field}: type {other:?} cannot be created"),
+        };
+        let (Some(parent), Some(name)) = (d.path().parent(), d.path().file_name()) else {
+            anyhow::bail!("{field}: not a device path");
+        };
+        let dir = make_dirs_in_root(rootfs, parent, root_owner(spec)).ok_or_else(|| {
+            anyhow::anyhow!("{field}: cannot create {} in the rootfs", parent.display())
+        })?;
+        let c_name = std::ffi::CString::new(name.as_bytes())
+            .map_err(|_| anyhow::anyhow!("{field}: contains NUL"))?;
+        let mode = d.file_mode().unwrap_or(0o666) & 0o7777;
+        let dev = libc::makedev(d.major() as u32, d.minor() as u32);
+        // SAFETY: mknodat/fchownat/fchmodat on a directory descriptor we
+        // own with a single-component name.
+        let made = unsafe { libc::mknodat(dir.as_raw_fd(), c_name.as_ptr(), kind | mode, dev) };
+        if made != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                continue;
+            }
+            anyhow::bail!("{field}: {e}");
+        }
+        let linux_ref = spec.linux().as_ref();
+        let uid = map(
+            d.uid().unwrap_or(0),
+            linux_ref.and_then(|l| l.uid_mappings().as_ref()),
+        );
+        let gid = map(
+            d.gid().unwrap_or(0),
+            linux_ref.and_then(|l| l.gid_mappings().as_ref()),
+        );
+        // SAFETY: as above.
+        unsafe {
+            libc::fchownat(
+                dir.as_raw_fd(),
+                c_name.as_ptr(),
+                uid,
+                gid,
+                libc::AT_SYMLINK_NOFOLLOW,
+            );
+            libc::fchmodat(dir.as_raw_fd(), c_name.as_ptr(), mode, 0);
+        }
+    }
+    linux.set_devices(Some(inside));
+    spec.set_linux(Some(linux));
+    Ok(())
 }
 
 /// The host uid and gid of the container's root (0 without a user

@@ -156,6 +156,8 @@ fn build_init(
 
     // After the copy for `exec` is saved: what libcontainer gets differs.
     let late = crate::late::Late::split(&mut spec)?;
+    // Detached when this returns: the container's clones of them remain.
+    let _idmapped = crate::idmap::stage_idmapped_mounts(&mut spec, dir)?;
     let console_socket = connect_console(dir, req.console_socket.as_deref(), "console-socket")?;
     let notify_listener =
         NotifyListener::new(&dir.join(NOTIFY_FILE)).map_err(|e| anyhow!("notify socket: {e}"))?;

@@ -86,3 +86,217 @@ fn write_map(file: &str, args: &[String]) -> Result<()> {
     let path = format!("/proc/{pid}/{file}");
     std::fs::write(&path, text).map_err(|e| anyhow!("{path}: {e}"))
 }
+
+/// Idmapped bind mounts (`idmap`/`ridmap` options, or `uidMappings` /
+/// `gidMappings` on a mount), which libcontainer 0.7 refuses. Before
+/// create, runlet makes each one itself: a detached clone of the source
+/// (`open_tree`), idmapped with `mount_setattr(MOUNT_ATTR_IDMAP)` through a
+/// user namespace holding the mount's mappings (or the container's), and
+/// attached at a staging path in the container's state dir. The config then
+/// names that path as a plain bind source: libcontainer's own clone of it
+/// keeps the idmapping. The staging mounts are detached once the container
+/// exists (its clones live on).
+pub struct Staged(Vec<PathBuf>);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(p).or_else(|_| std::fs::remove_file(p));
+        }
+    }
+}
+
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Stages every idmapped mount of `spec` (see [`Staged`]).
+pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let mut staged = Staged(Vec::new());
+    let Some(mut mounts) = spec.mounts().clone() else {
+        return Ok(staged);
+    };
+    let linux = spec.linux().clone().unwrap_or_default();
+    let mut changed = false;
+    for (i, m) in mounts.iter_mut().enumerate() {
+        let options = m.options().clone().unwrap_or_default();
+        let idmap_opt = options.iter().any(|o| o == "idmap" || o == "ridmap");
+        if !idmap_opt && m.uid_mappings().is_none() && m.gid_mappings().is_none() {
+            continue;
+        }
+        let field = format!("mounts[{i}] {}", m.destination().display());
+        let is_bind = m.typ().as_deref() == Some("bind")
+            || options.iter().any(|o| o == "bind" || o == "rbind");
+        if !is_bind {
+            bail!("{field}: idmapped mounts must be bind mounts");
+        }
+        let uids = m
+            .uid_mappings()
+            .clone()
+            .or_else(|| linux.uid_mappings().clone());
+        let gids = m
+            .gid_mappings()
+            .clone()
+            .or_else(|| linux.gid_mappings().clone());
+        let (Some(uids), Some(gids)) = (
+            uids.filter(|u| !u.is_empty()),
+            gids.filter(|g| !g.is_empty()),
+        ) else {
+            bail!(
+                "{field}: an idmapped mount needs uid and gid mappings (on the mount or in linux)"
+            );
+        };
+        let source = m
+            .source()
+            .clone()
+            .ok_or_else(|| anyhow!("{field}: source: missing"))?;
+        let recursive = options.iter().any(|o| o == "ridmap" || o == "rbind");
+        let userns = userns_with(&uids, &gids).map_err(|e| anyhow!("{field}: {e:#}"))?;
+        let c_source = std::ffi::CString::new(source.as_os_str().as_bytes())
+            .map_err(|_| anyhow!("{field}: source contains NUL"))?;
+        let rec = if recursive { AT_RECURSIVE } else { 0 };
+        // SAFETY: open_tree with a NUL-terminated path; the fd is ours.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                c_source.as_ptr(),
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
+            )
+        };
+        if fd < 0 {
+            bail!(
+                "{field}: open_tree {}: {}",
+                source.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        // SAFETY: fd was just returned by open_tree.
+        let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        };
+        // SAFETY: attr is a valid struct mount_attr for the call's duration.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH as libc::c_uint | rec,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        if rc < 0 {
+            bail!(
+                "{field}: idmapping {}: {}",
+                source.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        let stage = dir.join(format!("idmap-{i}"));
+        if std::fs::metadata(&source).is_ok_and(|m| m.is_dir()) {
+            std::fs::create_dir_all(&stage)?;
+        } else {
+            std::fs::write(&stage, b"")?;
+        }
+        let c_stage = std::ffi::CString::new(stage.as_os_str().as_bytes())
+            .map_err(|_| anyhow!("{field}: state dir contains NUL"))?;
+        // SAFETY: move_mount of our detached tree onto a path we created.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                c_stage.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            let _ = std::fs::remove_dir(&stage).or_else(|_| std::fs::remove_file(&stage));
+            bail!("{field}: attaching the idmapped mount: {e}");
+        }
+        staged.0.push(stage.clone());
+        m.set_source(Some(stage));
+        m.set_options(Some(
+            options
+                .into_iter()
+                .filter(|o| o != "idmap" && o != "ridmap")
+                .collect(),
+        ));
+        m.set_uid_mappings(None);
+        m.set_gid_mappings(None);
+        changed = true;
+    }
+    if changed {
+        spec.set_mounts(Some(mounts));
+    }
+    Ok(staged)
+}
+
+/// A user namespace with these mappings: a child unshares one and waits
+/// while root writes its maps; its namespace outlives it through the fd.
+fn userns_with(
+    uids: &[libcontainer::oci_spec::runtime::LinuxIdMapping],
+    gids: &[libcontainer::oci_spec::runtime::LinuxIdMapping],
+) -> Result<std::fs::File> {
+    use nix::unistd::{fork, ForkResult};
+    let (ready_r, ready_w) = nix::unistd::pipe()?;
+    let (done_r, done_w) = nix::unistd::pipe()?;
+    // SAFETY: runlet is single-threaded here; the child only makes system
+    // calls and _exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(ready_r);
+            drop(done_w);
+            let ok = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_ok();
+            let _ = nix::unistd::write(&ready_w, if ok { b"1" } else { b"0" });
+            let mut b = [0u8; 1];
+            let _ = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&done_r), &mut b);
+            // SAFETY: _exit ends the child without running destructors.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            drop(done_r);
+            let mut b = [0u8; 1];
+            let n = nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&ready_r), &mut b);
+            let result = (|| {
+                if n != Ok(1) || b[0] != b'1' {
+                    bail!("creating a user namespace for the mapping failed");
+                }
+                let lines = |maps: &[libcontainer::oci_spec::runtime::LinuxIdMapping]| {
+                    maps.iter()
+                        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                        .collect::<String>()
+                };
+                std::fs::write(format!("/proc/{child}/uid_map"), lines(uids))
+                    .map_err(|e| anyhow!("uid mappings: {e}"))?;
+                std::fs::write(format!("/proc/{child}/gid_map"), lines(gids))
+                    .map_err(|e| anyhow!("gid mappings: {e}"))?;
+                std::fs::File::open(format!("/proc/{child}/ns/user"))
+                    .map_err(|e| anyhow!("user namespace: {e}"))
+            })();
+            drop(done_w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            result
+        }
+    }
+}

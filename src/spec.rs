@@ -159,18 +159,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
                     m.destination()
                 );
             }
-            // libcontainer 0.7 does not implement idmapped mounts.
-            let idmap = m
-                .options()
-                .iter()
-                .flatten()
-                .any(|o| o == "idmap" || o == "ridmap");
-            if idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-                bail!(
-                    "mounts: {:?}: idmapped mounts are not supported",
-                    m.destination()
-                );
-            }
         }
     }
     if let Some(hooks) = spec.hooks() {

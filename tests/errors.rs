@@ -92,8 +92,8 @@ fn wrong_field_values_are_named() {
         ),
         (
             "/mounts",
-            json!([{"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}]),
-            "idmapped mounts are not supported",
+            json!([{"destination": "/mnt", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}]),
+            "idmapped mounts must be bind mounts",
         ),
     ];
     for (i, (pointer, value, needle)) in cases.into_iter().enumerate() {

@@ -25,6 +25,8 @@ pub fn all() -> Vec<Test> {
         t!("namespaces", ns_user_several_mapping_ranges),
         t!("mounts", mount_destination_through_dangling_symlink),
         t!("seccomp", seccomp_profile_does_not_bind_the_runtime),
+        t!("linux", devices_outside_dev),
+        t!("mounts", mount_idmapped),
     ]
 }
 
@@ -316,4 +318,46 @@ fn seccomp_profile_does_not_bind_the_runtime(ctx: &mut Ctx) -> TestResult {
     ctx.args(&["/bin/spec-helper", "umask-syscall", "022"])?;
     let r = ctx.run_output();
     expect_eq("exit status", Some(0), r.code).map_err(|e| format!("{e}: {}", r.stderr.trim()))
+}
+
+fn devices_outside_dev(ctx: &mut Ctx) -> TestResult {
+    ctx.config(|c| {
+        c["linux"]["devices"] = json!([{"path": "/opt/dev/null2", "type": "c", "major": 1,
+            "minor": 3, "fileMode": 438, "uid": 0, "gid": 0}]);
+        c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]);
+    })?;
+    ctx.args(&["/bin/spec-helper", "stat", "/opt/dev/null2"])?;
+    let st = Report::parse(&ctx.run_output().stdout);
+    st.expect("type", "char")?;
+    st.expect("dev", "1:3")?;
+    st.expect("mode", "0666")
+}
+
+fn mount_idmapped(ctx: &mut Ctx) -> TestResult {
+    // A host directory owned by root, bind-mounted into a container whose
+    // root is host uid 100000: without idmap its files show as the overflow
+    // id (65534); idmapped with the container's mappings they are root's.
+    let src = ctx.dir.join("idmap-src");
+    std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+    std::fs::write(src.join("file"), "x").map_err(|e| e.to_string())?;
+    ctx.config(|c| {
+        if let Some(a) = c["linux"]["namespaces"].as_array_mut() {
+            a.push(json!({"type": "user"}))
+        }
+        let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps;
+        if let Some(m) = c["mounts"].as_array_mut() {
+            m.retain(|m| m["type"] != "cgroup");
+            m.push(json!({"destination": "/mnt", "type": "bind", "source": src,
+                "options": ["rbind", "idmap"]}));
+        }
+    })?;
+    ctx.args(&["/bin/spec-helper", "stat", "/mnt/file"])?;
+    let r = ctx.run_output();
+    let st = Report::parse(&r.stdout);
+    st.expect("uid", "0")
+        .and_then(|()| st.expect("gid", "0"))
+        .map_err(|e| format!("{e} (stderr: {})", r.stderr.trim()))
 }

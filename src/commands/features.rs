@@ -12,6 +12,8 @@ pub const LIBCONTAINER_VERSION: &str = "0.7.0";
 
 const MOUNT_OPTIONS: &[&str] = &[
     "async",
+    "idmap",
+    "ridmap",
     "atime",
     "bind",
     "defaults",
@@ -174,8 +176,8 @@ pub fn features() -> serde_json::Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": true },
-            // libcontainer 0.7 rejects idmapped mounts ("not supported yet").
-            "mountExtensions": { "idmap": { "enabled": false } },
+            // runlet stages them itself (src/idmap.rs); libcontainer 0.7 cannot.
+            "mountExtensions": { "idmap": { "enabled": true } },
         },
         "annotations": {
             "io.github.seccomp.libseccomp.version": libseccomp_version(),
@@ -206,12 +208,11 @@ mod tests {
         assert!(f["linux"]["capabilities"]
             .as_array()
             .is_some_and(|c| c.iter().any(|c| c == "CAP_SYS_ADMIN")));
-        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+        // Idmapped mounts are staged by runlet (src/idmap.rs) and tested
+        // (spec-tests mount_idmapped).
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
         let opts = f["mountOptions"].as_array().cloned().unwrap_or_default();
-        assert!(
-            !opts.iter().any(|o| o == "idmap"),
-            "idmap advertised but unsupported"
-        );
+        assert!(opts.iter().any(|o| o == "idmap") && opts.iter().any(|o| o == "ridmap"));
     }
 
     #[test]
