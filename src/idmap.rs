@@ -88,7 +88,8 @@ fn write_map(file: &str, args: &[String]) -> Result<()> {
 }
 
 /// Idmapped bind mounts (`idmap`/`ridmap` options, or `uidMappings` /
-/// `gidMappings` on a mount), which libcontainer 0.7 refuses. Before
+/// `gidMappings` on a mount), which libcontainer 0.7 refuses, and bind
+/// sources the container's user namespace could not reach. Before
 /// create, runlet makes each one itself: a detached clone of the source
 /// (`open_tree`), idmapped with `mount_setattr(MOUNT_ATTR_IDMAP)` through a
 /// user namespace holding the mount's mappings (or the container's), and
@@ -129,41 +130,56 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
         return Ok(staged);
     };
     let linux = spec.linux().clone().unwrap_or_default();
+    let new_userns = linux.namespaces().iter().flatten().any(|n| {
+        n.typ() == libcontainer::oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none()
+    });
     let mut changed = false;
     for (i, m) in mounts.iter_mut().enumerate() {
         let options = m.options().clone().unwrap_or_default();
         let idmap_opt = options.iter().any(|o| o == "idmap" || o == "ridmap");
-        if !idmap_opt && m.uid_mappings().is_none() && m.gid_mappings().is_none() {
-            continue;
-        }
+        let idmapped = idmap_opt || m.uid_mappings().is_some() || m.gid_mappings().is_some();
         let field = format!("mounts[{i}] {}", m.destination().display());
         let is_bind = m.typ().as_deref() == Some("bind")
             || options.iter().any(|o| o == "bind" || o == "rbind");
+        // A bind source the container's root could not reach (a parent
+        // only host root may enter): libcontainer opens it inside the user
+        // namespace and fails; runc opens it as host root. Staged too.
+        let unreachable = new_userns
+            && is_bind
+            && !idmapped
+            && m.source()
+                .as_deref()
+                .is_some_and(|s| !searchable_by_others(s));
+        if !idmapped && !unreachable {
+            continue;
+        }
         if !is_bind {
             bail!("{field}: idmapped mounts must be bind mounts");
         }
-        let uids = m
-            .uid_mappings()
-            .clone()
-            .or_else(|| linux.uid_mappings().clone());
-        let gids = m
-            .gid_mappings()
-            .clone()
-            .or_else(|| linux.gid_mappings().clone());
-        let (Some(uids), Some(gids)) = (
-            uids.filter(|u| !u.is_empty()),
-            gids.filter(|g| !g.is_empty()),
-        ) else {
-            bail!(
-                "{field}: an idmapped mount needs uid and gid mappings (on the mount or in linux)"
-            );
-        };
         let source = m
             .source()
             .clone()
             .ok_or_else(|| anyhow!("{field}: source: missing"))?;
         let recursive = options.iter().any(|o| o == "ridmap" || o == "rbind");
-        let userns = userns_with(&uids, &gids).map_err(|e| anyhow!("{field}: {e:#}"))?;
+        let userns = if idmapped {
+            let uids = m
+                .uid_mappings()
+                .clone()
+                .or_else(|| linux.uid_mappings().clone());
+            let gids = m
+                .gid_mappings()
+                .clone()
+                .or_else(|| linux.gid_mappings().clone());
+            let (Some(uids), Some(gids)) = (
+                uids.filter(|u| !u.is_empty()),
+                gids.filter(|g| !g.is_empty()),
+            ) else {
+                bail!("{field}: an idmapped mount needs uid and gid mappings (on the mount or in linux)");
+            };
+            Some(userns_with(&uids, &gids).map_err(|e| anyhow!("{field}: {e:#}"))?)
+        } else {
+            None
+        };
         let c_source = std::ffi::CString::new(source.as_os_str().as_bytes())
             .map_err(|_| anyhow!("{field}: source contains NUL"))?;
         let rec = if recursive { AT_RECURSIVE } else { 0 };
@@ -185,31 +201,33 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
         }
         // SAFETY: fd was just returned by open_tree.
         let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        let attr = MountAttr {
-            attr_set: MOUNT_ATTR_IDMAP,
-            attr_clr: 0,
-            propagation: 0,
-            userns_fd: userns.as_raw_fd() as u64,
-        };
-        // SAFETY: attr is a valid struct mount_attr for the call's duration.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_mount_setattr,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH as libc::c_uint | rec,
-                &attr as *const MountAttr,
-                std::mem::size_of::<MountAttr>(),
-            )
-        };
-        if rc < 0 {
-            bail!(
-                "{field}: idmapping {}: {}",
-                source.display(),
-                std::io::Error::last_os_error()
-            );
+        if let Some(userns) = &userns {
+            let attr = MountAttr {
+                attr_set: MOUNT_ATTR_IDMAP,
+                attr_clr: 0,
+                propagation: 0,
+                userns_fd: userns.as_raw_fd() as u64,
+            };
+            // SAFETY: attr is a valid struct mount_attr for the call's duration.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_mount_setattr,
+                    tree.as_raw_fd(),
+                    c"".as_ptr(),
+                    libc::AT_EMPTY_PATH as libc::c_uint | rec,
+                    &attr as *const MountAttr,
+                    std::mem::size_of::<MountAttr>(),
+                )
+            };
+            if rc < 0 {
+                bail!(
+                    "{field}: idmapping {}: {}",
+                    source.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
         }
-        let stage = dir.join(format!("idmap-{i}"));
+        let stage = dir.join(format!("bind-{i}"));
         if std::fs::metadata(&source).is_ok_and(|m| m.is_dir()) {
             std::fs::create_dir_all(&stage)?;
         } else {
@@ -249,6 +267,14 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
         spec.set_mounts(Some(mounts));
     }
     Ok(staged)
+}
+
+/// Whether every directory above `path` lets others search it (o+x).
+fn searchable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
 }
 
 /// A user namespace with these mappings: a child unshares one and waits

@@ -27,6 +27,7 @@ pub fn all() -> Vec<Test> {
         t!("seccomp", seccomp_profile_does_not_bind_the_runtime),
         t!("linux", devices_outside_dev),
         t!("mounts", mount_idmapped),
+        t!("mounts", mount_bind_source_the_userns_cannot_reach),
     ]
 }
 
@@ -359,5 +360,42 @@ fn mount_idmapped(ctx: &mut Ctx) -> TestResult {
     let st = Report::parse(&r.stdout);
     st.expect("uid", "0")
         .and_then(|()| st.expect("gid", "0"))
+        .map_err(|e| format!("{e} (stderr: {})", r.stderr.trim()))
+}
+
+fn mount_bind_source_the_userns_cannot_reach(ctx: &mut Ctx) -> TestResult {
+    // The source sits below a directory only host root may enter (0700):
+    // the container's root (host uid 100000) could not open it, the
+    // runtime (host root) can, as runc does.
+    let private = ctx.dir.join("private");
+    let src = private.join("data");
+    std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(src.join("file"), "reached").map_err(|e| e.to_string())?;
+    std::fs::set_permissions(
+        src.join("file"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .map_err(|e| e.to_string())?;
+    ctx.config(|c| {
+        if let Some(a) = c["linux"]["namespaces"].as_array_mut() {
+            a.push(json!({"type": "user"}))
+        }
+        let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps;
+        if let Some(m) = c["mounts"].as_array_mut() {
+            m.retain(|m| m["type"] != "cgroup");
+            m.push(json!({"destination": "/mnt", "type": "bind", "source": src,
+                "options": ["rbind", "ro"]}));
+        }
+    })?;
+    ctx.args(&["/bin/spec-helper", "read", "/mnt/file"])?;
+    let r = ctx.run_output();
+    expect_eq("read through the bind mount", "reached", r.stdout.as_str())
         .map_err(|e| format!("{e} (stderr: {})", r.stderr.trim()))
 }
