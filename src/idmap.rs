@@ -108,22 +108,11 @@ impl Drop for Staged {
     }
 }
 
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
 
 /// Stages every idmapped mount of `spec` (see [`Staged`]).
 pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
     let mut staged = Staged(Vec::new());
     let Some(mut mounts) = spec.mounts().clone() else {
@@ -180,52 +169,16 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
         } else {
             None
         };
-        let c_source = std::ffi::CString::new(source.as_os_str().as_bytes())
-            .map_err(|_| anyhow!("{field}: source contains NUL"))?;
-        let rec = if recursive { AT_RECURSIVE } else { 0 };
-        // SAFETY: open_tree with a NUL-terminated path; the fd is ours.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_open_tree,
-                libc::AT_FDCWD,
-                c_source.as_ptr(),
-                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
-            )
-        };
-        if fd < 0 {
-            bail!(
-                "{field}: open_tree {}: {}",
-                source.display(),
-                std::io::Error::last_os_error()
-            );
-        }
-        // SAFETY: fd was just returned by open_tree.
-        let tree = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let tree = runlet_handler::rofs::clone_tree(&source, recursive)
+            .map_err(|e| anyhow!("{field}: open_tree {}: {e}", source.display()))?;
         if let Some(userns) = &userns {
-            let attr = MountAttr {
-                attr_set: MOUNT_ATTR_IDMAP,
-                attr_clr: 0,
-                propagation: 0,
-                userns_fd: userns.as_raw_fd() as u64,
-            };
-            // SAFETY: attr is a valid struct mount_attr for the call's duration.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_mount_setattr,
-                    tree.as_raw_fd(),
-                    c"".as_ptr(),
-                    libc::AT_EMPTY_PATH as libc::c_uint | rec,
-                    &attr as *const MountAttr,
-                    std::mem::size_of::<MountAttr>(),
-                )
-            };
-            if rc < 0 {
-                bail!(
-                    "{field}: idmapping {}: {}",
-                    source.display(),
-                    std::io::Error::last_os_error()
-                );
-            }
+            runlet_handler::rofs::set_attrs(
+                &tree,
+                runlet_handler::rofs::MOUNT_ATTR_IDMAP,
+                Some(userns.as_raw_fd()),
+                recursive,
+            )
+            .map_err(|e| anyhow!("{field}: idmapping {}: {e}", source.display()))?;
         }
         let stage = dir.join(format!("bind-{i}"));
         if std::fs::metadata(&source).is_ok_and(|m| m.is_dir()) {

@@ -31,6 +31,19 @@ pub fn all() -> Vec<Test> {
     ]
 }
 
+/// A new user namespace with these uid and gid mappings; cgroup v1 mounts
+/// go (a user namespace may not mount them).
+fn with_userns(c: &mut serde_json::Value, maps: serde_json::Value) {
+    if let Some(a) = c["linux"]["namespaces"].as_array_mut() {
+        a.push(json!({"type": "user"}))
+    }
+    c["linux"]["uidMappings"] = maps.clone();
+    c["linux"]["gidMappings"] = maps;
+    if let Some(m) = c["mounts"].as_array_mut() {
+        m.retain(|m| m["type"] != "cgroup");
+    }
+}
+
 fn mountinfo(ctx: &Ctx) -> Result<String, String> {
     ctx.args(&["/bin/spec-helper", "read", "/proc/self/mountinfo"])?;
     let r = ctx.run_output();
@@ -265,16 +278,11 @@ fn process_inheritable_and_ambient_raised(ctx: &mut Ctx) -> TestResult {
 fn ns_user_several_mapping_ranges(ctx: &mut Ctx) -> TestResult {
     // Two ranges each, as root: runc writes them itself (no newuidmap).
     ctx.config(|c| {
-        if let Some(a) = c["linux"]["namespaces"].as_array_mut() {
-            a.push(json!({"type": "user"}))
-        }
-        let maps = json!([{"containerID": 0, "hostID": 100000, "size": 1000},
-                          {"containerID": 1000, "hostID": 300000, "size": 64536}]);
-        c["linux"]["uidMappings"] = maps.clone();
-        c["linux"]["gidMappings"] = maps;
-        if let Some(m) = c["mounts"].as_array_mut() {
-            m.retain(|m| m["type"] != "cgroup");
-        }
+        with_userns(
+            c,
+            json!([{"containerID": 0, "hostID": 100000, "size": 1000},
+                   {"containerID": 1000, "hostID": 300000, "size": 64536}]),
+        )
     })?;
     let r = ctx.report()?;
     r.expect("uid_map", "0 100000 1000 1000 300000 64536")?;
@@ -343,14 +351,11 @@ fn mount_idmapped(ctx: &mut Ctx) -> TestResult {
     std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
     std::fs::write(src.join("file"), "x").map_err(|e| e.to_string())?;
     ctx.config(|c| {
-        if let Some(a) = c["linux"]["namespaces"].as_array_mut() {
-            a.push(json!({"type": "user"}))
-        }
-        let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["uidMappings"] = maps.clone();
-        c["linux"]["gidMappings"] = maps;
+        with_userns(
+            c,
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+        );
         if let Some(m) = c["mounts"].as_array_mut() {
-            m.retain(|m| m["type"] != "cgroup");
             m.push(json!({"destination": "/mnt", "type": "bind", "source": src,
                 "options": ["rbind", "idmap"]}));
         }
@@ -382,14 +387,11 @@ fn mount_bind_source_the_userns_cannot_reach(ctx: &mut Ctx) -> TestResult {
     )
     .map_err(|e| e.to_string())?;
     ctx.config(|c| {
-        if let Some(a) = c["linux"]["namespaces"].as_array_mut() {
-            a.push(json!({"type": "user"}))
-        }
-        let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-        c["linux"]["uidMappings"] = maps.clone();
-        c["linux"]["gidMappings"] = maps;
+        with_userns(
+            c,
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+        );
         if let Some(m) = c["mounts"].as_array_mut() {
-            m.retain(|m| m["type"] != "cgroup");
             m.push(json!({"destination": "/mnt", "type": "bind", "source": src,
                 "options": ["rbind", "ro"]}));
         }

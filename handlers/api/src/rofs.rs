@@ -19,9 +19,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
 const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
 const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+/// `mount_setattr`: idmap the mount through a user namespace.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 #[repr(C)]
 struct MountAttr {
@@ -31,11 +34,12 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// A detached read-only bind mount of `path` (a file or a directory). The
-/// descriptor is close-on-exec; the mount disappears with its last user.
-pub fn readonly_tree(path: &Path) -> io::Result<OwnedFd> {
+/// A detached clone of the mount at `path` (`open_tree(OPEN_TREE_CLONE)`,
+/// with everything below it when `recursive`), close-on-exec.
+pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: open_tree takes a dirfd, a NUL-terminated path that outlives
     // the call, and flags; the returned descriptor (if any) is ours.
     let fd = unsafe {
@@ -43,20 +47,31 @@ pub fn readonly_tree(path: &Path) -> io::Result<OwnedFd> {
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             c_path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
         )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd was just returned by open_tree and is owned by nobody else.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `mount_setattr` on a tree from [`clone_tree`]: sets `attrs`, idmapped
+/// through `userns` when given.
+pub fn set_attrs(
+    tree: &OwnedFd,
+    attrs: u64,
+    userns: Option<RawFd>,
+    recursive: bool,
+) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_set: attrs,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map_or(0, |fd| fd as u64),
     };
+    let rec = if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: attr is a correctly laid out struct mount_attr that outlives
     // the call; the empty path with AT_EMPTY_PATH names `tree` itself.
     let rc = unsafe {
@@ -64,7 +79,7 @@ pub fn readonly_tree(path: &Path) -> io::Result<OwnedFd> {
             libc::SYS_mount_setattr,
             tree.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
+            libc::AT_EMPTY_PATH as libc::c_uint | rec,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -72,6 +87,19 @@ pub fn readonly_tree(path: &Path) -> io::Result<OwnedFd> {
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(())
+}
+
+/// A detached read-only bind mount of `path` (a file or a directory). The
+/// descriptor is close-on-exec; the mount disappears with its last user.
+pub fn readonly_tree(path: &Path) -> io::Result<OwnedFd> {
+    let tree = clone_tree(path, false)?;
+    set_attrs(
+        &tree,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        None,
+        false,
+    )?;
     Ok(tree)
 }
 
