@@ -87,24 +87,26 @@ pub fn container_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
 
-/// Start time (ticks since boot) of a process, from /proc/<pid>/stat.
-pub fn process_start_time(pid: i32) -> Option<u64> {
+/// A process's state letter and start time (ticks since boot, field 22),
+/// from one read of /proc/<pid>/stat.
+fn process_stat(pid: i32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: split after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
     // rest starts at field 3 (state); starttime is field 22.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+/// Start time (ticks since boot) of a process, from /proc/<pid>/stat.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    process_stat(pid).map(|(_, start)| start)
 }
 
 /// Whether a process exists and is not a zombie.
 pub fn is_live(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat.get(i + 2..i + 3))
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    process_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
 }
 
 /// A container loaded from the state root, with its status made current.
@@ -139,7 +141,10 @@ pub fn load(root: &Path, id: &str) -> Result<Loaded> {
     // as runc reports it (libcontainer's kill(pid, 0) check says running).
     if container.status() != ContainerStatus::Stopped {
         if let (Some(pid), Some(expected)) = (container.pid(), extra.init_start_time) {
-            if process_start_time(pid.as_raw()) != Some(expected) || !is_live(pid.as_raw()) {
+            let stat = process_stat(pid.as_raw());
+            let gone =
+                stat.is_none_or(|(state, start)| start != expected || state == 'Z' || state == 'X');
+            if gone {
                 container.set_status(ContainerStatus::Stopped);
             }
         }
