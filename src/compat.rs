@@ -234,14 +234,7 @@ fn devices_outside_dev(spec: &mut Spec, rootfs: &Path) -> Result<()> {
         return Ok(());
     }
     let map = |id: u32, maps: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>| {
-        maps.filter(|m| !m.is_empty())
-            .and_then(|m| {
-                m.iter().find_map(|r| {
-                    let off = id.checked_sub(r.container_id())?;
-                    (off < r.size()).then(|| r.host_id() + off)
-                })
-            })
-            .unwrap_or(id)
+        crate::spec::host_id(id, maps).unwrap_or(id)
     };
     for d in &outside {
         let field = format!("linux.devices {}", d.path().display());
@@ -301,8 +294,7 @@ fn devices_outside_dev(spec: &mut Spec, rootfs: &Path) -> Result<()> {
 /// namespace).
 fn root_owner(spec: &Spec) -> (u32, u32) {
     let first = |maps: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>| {
-        maps.and_then(|m| m.iter().find(|m| m.container_id() == 0))
-            .map_or(0, |m| m.host_id())
+        crate::spec::host_id(0, maps).unwrap_or(0)
     };
     let linux = spec.linux().as_ref();
     (

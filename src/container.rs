@@ -95,7 +95,7 @@ pub fn create_init(mut req: InitRequest) -> Result<Container> {
         .unwrap_or_default();
     let cgroups = cgroup_config(cgroup_path, req.systemd, &req.id);
     let ownership = crate::cgroups::plan(&cgroups);
-    let own_pidns = has_own_pidns(&req.spec);
+    let own_pidns = crate::spec::new_namespace(&req.spec, LinuxNamespaceType::Pid);
 
     let id = req.id.clone();
     match build_init(req, &dir, cgroups.clone(), ownership.clone()) {
@@ -114,17 +114,6 @@ pub fn create_init(mut req: InitRequest) -> Result<Container> {
             Err(err)
         }
     }
-}
-
-/// Whether the spec asks for a new pid namespace (not one joined by path).
-pub fn has_own_pidns(spec: &Spec) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
-        })
 }
 
 fn build_init(
@@ -174,7 +163,7 @@ fn build_init(
         init_start_time: None,
         handler: req.handler,
         notify_socket: req.notify_socket,
-        own_pidns: has_own_pidns(&spec),
+        own_pidns: crate::spec::new_namespace(&spec, LinuxNamespaceType::Pid),
         cgroup: ownership,
         cgroups_disabled,
     };

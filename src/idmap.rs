@@ -26,9 +26,10 @@ pub fn user_ns_config(spec: &Spec, dir: &Path) -> Result<Option<UserNamespaceCon
     };
     let ranges = |m: &Option<Vec<_>>| m.as_ref().map_or(0, Vec::len);
     let multi = ranges(linux.uid_mappings()) > 1 || ranges(linux.gid_mappings()) > 1;
-    let new_userns = linux.namespaces().iter().flatten().any(|n| {
-        n.typ() == libcontainer::oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none()
-    });
+    let new_userns = crate::spec::new_namespace(
+        spec,
+        libcontainer::oci_spec::runtime::LinuxNamespaceType::User,
+    );
     if !multi || !new_userns || !nix::unistd::geteuid().is_root() {
         return UserNamespaceConfig::new(spec).map_err(|e| anyhow!("{e}"));
     }
@@ -119,9 +120,10 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
         return Ok(staged);
     };
     let linux = spec.linux().clone().unwrap_or_default();
-    let new_userns = linux.namespaces().iter().flatten().any(|n| {
-        n.typ() == libcontainer::oci_spec::runtime::LinuxNamespaceType::User && n.path().is_none()
-    });
+    let new_userns = crate::spec::new_namespace(
+        spec,
+        libcontainer::oci_spec::runtime::LinuxNamespaceType::User,
+    );
     let mut changed = false;
     for (i, m) in mounts.iter_mut().enumerate() {
         let options = m.options().clone().unwrap_or_default();

@@ -130,22 +130,6 @@ fn changes(spec: &Spec, pid: Pid) -> Result<Vec<Change>> {
     Ok(out)
 }
 
-/// The host id that `id` inside the container maps to (`mappings` are the
-/// spec's uid or gid mappings; none means the same id).
-fn host_id(
-    id: u32,
-    mappings: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>,
-) -> Option<u32> {
-    match mappings {
-        None => Some(id),
-        Some(maps) if maps.is_empty() => Some(id),
-        Some(maps) => maps.iter().find_map(|m| {
-            let offset = id.checked_sub(m.container_id())?;
-            (offset < m.size()).then(|| m.host_id() + offset)
-        }),
-    }
-}
-
 /// Whether host id `host` is mapped into the container's user namespace.
 fn is_mapped(
     host: u32,
@@ -178,7 +162,7 @@ pub fn give_stdio_to_user(spec: &Spec, pid: Pid) {
     let gid_maps = linux
         .and_then(|l| l.gid_mappings().as_ref())
         .filter(|m| !m.is_empty());
-    let Some(huid) = host_id(uid, uid_maps) else {
+    let Some(huid) = crate::spec::host_id(uid, uid_maps) else {
         return;
     };
     let null = fs::metadata("/dev/null").map(|m| m.rdev()).ok();
@@ -195,15 +179,6 @@ pub fn give_stdio_to_user(spec: &Spec, pid: Pid) {
         }
         let _ = nix::unistd::chown(path.as_str(), Some(nix::unistd::Uid::from_raw(huid)), None);
     }
-}
-
-/// Whether the spec asks for a new namespace of this type (not one joined
-/// by path).
-fn new_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ && n.path().is_none()))
 }
 
 /// Sets IFF_UP on `lo` in the calling process's network namespace.
@@ -233,7 +208,7 @@ fn loopback_up() -> bool {
 /// Applies what libcontainer left out (see the module doc).
 pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
     let wanted = changes(spec, pid)?;
-    let new_netns = new_namespace(spec, LinuxNamespaceType::Network);
+    let new_netns = crate::spec::new_namespace(spec, LinuxNamespaceType::Network);
     if wanted.is_empty() && !new_netns {
         return Ok(());
     }
