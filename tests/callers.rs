@@ -128,7 +128,10 @@ impl Podman {
     /// podman with this instance's storage, configuration and runtime.
     fn podman(&self) -> Command {
         let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", &self.conf)
+        // conmon writes files (e.g. `oom` after an OOM kill) into its
+        // working directory: keep them in this test's scratch dir.
+        c.current_dir(&self.base)
+            .env("CONTAINERS_CONF", &self.conf)
             .arg("--root")
             .arg(self.base.join("storage"))
             .arg("--runroot")

@@ -157,24 +157,28 @@ fn give_caps(env: &Env, caps: &[&str]) {
     });
 }
 
+/// Runs `script` with the container's sh through `exec`; the script's last
+/// word must be reached (it ends with `echo done`).
+fn sh_in(env: &Env, id: &str, script: &str) -> String {
+    let out = env.ok(&["exec", id, "sh", "-c", &format!("{script}; echo done")]);
+    assert!(out.contains("done"), "{out}");
+    out
+}
+
 /// Opens every `/proc/1/map_files` entry of the container, read-only and
 /// then read-write, from a shell `exec`'d into it, and returns the lines:
 /// `readable X` for a read-only open that worked, `WRITABLE X` for a
 /// read-write one. The read-write open is closed at once: nothing is ever
 /// written (`<>` neither truncates nor writes).
 fn map_files_report(env: &Env, id: &str) -> String {
-    let out = env.ok(&[
-        "exec",
+    sh_in(
+        env,
         id,
-        "sh",
-        "-c",
         "for f in /proc/1/map_files/*; do \
            (exec 3<\"$f\") 2>/dev/null && echo \"readable $f\"; \
            (exec 3<>\"$f\") 2>/dev/null && echo \"WRITABLE $f\"; \
-         done; echo done",
-    ]);
-    assert!(out.contains("done"), "{out}");
-    out
+         done",
+    )
 }
 
 fn assert_no_writable_mapping(report: &str, what: &str) {
@@ -247,20 +251,16 @@ fn cgroupfs_is_read_only_in_the_container() {
         let id = env.id("c");
         env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
         // Opened for appending (no truncation) and closed at once.
-        let out = env.ok(&[
-            "exec",
+        let out = sh_in(
+            &env,
             &id,
-            "sh",
-            "-c",
             "for f in /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max \
                       /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/unified/cgroup.subtree_control; do \
                [ -e \"$f\" ] || continue; echo \"exists $f\"; \
                (exec 3>>\"$f\") 2>/dev/null && echo \"OPENED $f\"; \
              done; \
-             busybox mkdir /sys/fs/cgroup/pids/sub 2>/dev/null && echo MKDIR; \
-             echo done",
-        ]);
-        assert!(out.contains("done"), "{out}");
+             busybox mkdir /sys/fs/cgroup/pids/sub 2>/dev/null && echo MKDIR",
+        );
         assert!(out.contains("exists "), "no cgroup files visible: {out}");
         assert!(
             !out.contains("OPENED") && !out.contains("MKDIR"),
@@ -290,16 +290,14 @@ fn devices_are_denied_unless_allowed() {
         env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
         // mknod of /dev/kmsg (1:11) may work (runc allows `m` for every
         // device); opening it must not. Never written: opened and closed.
-        let out = env.ok(&[
-            "exec",
+        let out = sh_in(
+            &env,
             &id,
-            "sh",
-            "-c",
             "busybox mknod /dev/kmsg-test c 1 11 && echo MADE; \
              (exec 3>>/dev/kmsg-test) 2>/dev/null && echo OPENED; \
-             (exec 3>>/dev/null) && echo NULL-OK; echo done",
-        ]);
-        assert!(out.contains("done") && out.contains("NULL-OK"), "{out}");
+             (exec 3>>/dev/null) && echo NULL-OK",
+        );
+        assert!(out.contains("NULL-OK"), "{out}");
         assert!(
             !out.contains("OPENED"),
             "{resources}: /dev/kmsg opened inside the container: {out}"

@@ -36,6 +36,16 @@ fn http_on_host_loopback(name: &str, extra_env: &[String]) -> (Env, String) {
     (env, addr)
 }
 
+/// `runlet run` in the foreground, whose exit status is the container's.
+fn foreground_run(env: &Env, id: &str) -> std::process::Child {
+    env.cmd()
+        .args(["run", "--bundle", env.bundle_str(), id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run")
+}
+
 fn set_env(env: &Env, vars: &[String]) {
     env.config(|c| {
         let list = c["process"]["env"].as_array_mut().expect("env");
@@ -190,14 +200,7 @@ fn sigterm_lets_requests_in_flight_finish_then_exits_0() {
     let notify = TestServer::start("ok");
     let (env, addr) = http_on_host_loopback("svc-term", &[]);
     let id = env.id("term");
-    // Foreground run: its exit status is the server's.
-    let run = env
-        .cmd()
-        .args(["run", "--bundle", env.bundle_str(), &id])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run");
+    let run = foreground_run(&env, &id);
     wait_for_http(&addr);
     let slow = {
         let addr = addr.clone();
@@ -234,13 +237,7 @@ fn stop_signals_end_a_command_guest_like_a_native_process() {
     let env = Env::new_wasm("svc-sig", &["/app/probe-p2.wasm", "sleep", "300"]);
     for (signal, code) in [("TERM", 143), ("INT", 130)] {
         let id = env.id(&format!("sig{code}"));
-        let run = env
-            .cmd()
-            .args(["run", "--bundle", env.bundle_str(), &id])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run");
+        let run = foreground_run(&env, &id);
         env.wait_status(&id, "running");
         env.ok(&["kill", &id, signal]);
         let out = run.wait_with_output().expect("wait");
