@@ -435,10 +435,10 @@ fn remove_dirs(id: &str, leaves: &[PathBuf], created: &[PathBuf]) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
                 Err(e) if attempt == 39 => {
                     tracing::warn!(%id, "cgroup {} left in place: {e}", d.display());
-                    eprintln!(
-                        "runlet: warning: container {id}: cgroup {} is busy and was left in place: {e}",
+                    crate::logging::warn(format_args!(
+                        "container {id}: cgroup {} is busy and was left in place: {e}",
                         d.display()
-                    );
+                    ));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }

@@ -41,6 +41,57 @@ pub fn fix_spec(spec: &mut Spec, rootfs: &Path) -> Result<()> {
     devices_outside_dev(spec, rootfs)?;
     create_missing_cwd(spec, rootfs);
     mount_destinations_through_symlinks(spec, rootfs);
+    seccomp_listener_without_notify_rule(spec)?;
+    Ok(())
+}
+
+/// `linux.seccomp.listenerPath` with no SCMP_ACT_NOTIFY rule: crun loads
+/// the filter with SECCOMP_FILTER_FLAG_NEW_LISTENER all the same and sends
+/// the container's state and the listener fd to the path (an agent may
+/// keep it for later profiles); libcontainer asks for a listener, and sends
+/// it, only when a rule notifies. runlet adds a notify rule that can never
+/// match — `arg0 & 1 == 2`, and `arg0 & 2 == 1` in the other reading of
+/// value/valueTwo — on a syscall the profile does not name, so libseccomp
+/// requests the listener and libcontainer hands it over as for any notify
+/// profile.
+fn seccomp_listener_without_notify_rule(spec: &mut Spec) -> Result<()> {
+    use libcontainer::oci_spec::runtime::{
+        LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompOperator, LinuxSyscallBuilder,
+    };
+    let Some(mut linux) = spec.linux().clone() else {
+        return Ok(());
+    };
+    let Some(mut seccomp) = linux.seccomp().clone() else {
+        return Ok(());
+    };
+    if seccomp.listener_path().is_none() || libcontainer::seccomp::is_notify(&seccomp) {
+        return Ok(());
+    }
+    let mut syscalls = seccomp.syscalls().clone().unwrap_or_default();
+    let named = |n: &str| syscalls.iter().any(|s| s.names().iter().any(|m| m == n));
+    let Some(name) = ["getppid", "getpgrp", "sched_yield", "getpid"]
+        .into_iter()
+        .find(|n| !named(n))
+    else {
+        return Ok(());
+    };
+    let never = LinuxSeccompArgBuilder::default()
+        .index(0usize)
+        .value(1u64)
+        .value_two(2u64)
+        .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
+        .build()
+        .map_err(|e| anyhow::anyhow!("linux.seccomp: {e}"))?;
+    let rule = LinuxSyscallBuilder::default()
+        .names(vec![name.to_string()])
+        .action(LinuxSeccompAction::ScmpActNotify)
+        .args(vec![never])
+        .build()
+        .map_err(|e| anyhow::anyhow!("linux.seccomp: {e}"))?;
+    syscalls.push(rule);
+    seccomp.set_syscalls(Some(syscalls));
+    linux.set_seccomp(Some(seccomp));
+    spec.set_linux(Some(linux));
     Ok(())
 }
 

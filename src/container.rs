@@ -135,17 +135,20 @@ fn build_init(
     container
         .set_systemd(req.systemd)
         .set_annotations(spec.annotations().clone());
-    container.save().map_err(|e| anyhow!("saving state: {e}"))?;
+    state::save(&container)?;
 
     state::write_atomic(&dir.join(state::SPEC_COPY), &serde_json::to_vec(&spec)?)?;
-    YoukiConfig::from_spec(&spec, &req.id)
-        .map_err(|e| anyhow!("{e}"))?
-        .save(dir)
-        .map_err(|e| anyhow!("{e}"))?;
+    let youki_config = YoukiConfig::from_spec(&spec, &req.id).map_err(|e| anyhow!("{e}"))?;
+    state::write_atomic(
+        &dir.join("youki_config.json"),
+        &serde_json::to_vec(&youki_config)?,
+    )?;
 
     // After the copy for `exec` is saved: what libcontainer gets differs.
     let late = crate::late::Late::split(&mut spec)?;
+    let host_dev = crate::dev::take_host_dev(&mut spec)?;
     // Detached when this returns: the container's clones of them remain.
+    let _nodes = crate::dev::stage_missing_nodes(&mut spec, dir)?;
     let _idmapped = crate::idmap::stage_idmapped_mounts(&mut spec, dir)?;
     let console_socket = connect_console(dir, req.console_socket.as_deref(), "console-socket")?;
     let notify_listener =
@@ -160,6 +163,8 @@ fn build_init(
     let cgroups_disabled = req.cgroups_disabled;
     let mut extra = RunletState {
         rootfs: rootfs.clone(),
+        cgroups_path: Some(cgroups.cgroup_path.clone()),
+        init_pid: None,
         init_start_time: None,
         handler: req.handler,
         notify_socket: req.notify_socket,
@@ -189,8 +194,10 @@ fn build_init(
         as_sibling: false,
         pid_file: None,
     };
+    let errors = crate::logging::ChildErrors::capture();
     let pid = libcontainer::process::container_main_process::container_main_process(&args)
-        .map_err(|e| anyhow!("{}", root_cause(&e)))?;
+        .map_err(|e| process_failure(&e, errors.as_ref(), &args.spec))?;
+    drop(errors);
     // From here on the init exists: a failure must take it down too.
     let finish = |extra: &mut RunletState| -> Result<()> {
         if extra.cgroups_disabled {
@@ -203,7 +210,7 @@ fn build_init(
             crate::cgroups::apply_oom_killer_setting(&args.cgroup_config, &args.spec)?;
         }
         crate::post_create::give_stdio_to_user(&args.spec, pid);
-        crate::post_create::finish(&args.spec, pid)
+        crate::post_create::finish(&args.spec, pid, host_dev.as_ref())
     };
     if let Err(e) = finish(&mut extra) {
         crate::cgroups::remove(crate::cgroups::Target {
@@ -216,14 +223,14 @@ fn build_init(
         return Err(e);
     }
 
+    extra.init_pid = Some(pid.as_raw());
     extra.init_start_time = state::process_start_time(pid.as_raw());
     extra.save(dir)?;
     container
         .set_status(ContainerStatus::Created)
         .set_creator(nix::unistd::geteuid().as_raw())
-        .set_pid(pid.as_raw())
-        .save()
-        .map_err(|e| anyhow!("saving state: {e}"))?;
+        .set_pid(pid.as_raw());
+    state::save(&container)?;
     Ok(container)
 }
 
@@ -314,9 +321,74 @@ pub fn run_hooks_warning(
         {
             let msg = root_cause(&e);
             tracing::warn!(id = %state.id, "{kind} hook failed: {msg}");
-            eprintln!("runlet: warning: {kind} hook failed: {msg}");
+            crate::logging::warn(format_args!("{kind} hook failed: {msg}"));
         }
     }
+}
+
+/// The error of a container process that failed to start: the first error
+/// it logged (the cause; see `logging::ChildErrors`), else libcontainer's
+/// own line. A failed chdir names the cwd, as runc does.
+fn process_failure(
+    err: &dyn std::error::Error,
+    errors: Option<&crate::logging::ChildErrors>,
+    spec: &Spec,
+) -> anyhow::Error {
+    let Some(cause) = errors.and_then(|e| e.first()) else {
+        return anyhow!("{}", root_cause(err));
+    };
+    if cause.starts_with("failed to chdir") {
+        let cwd = spec
+            .process()
+            .as_ref()
+            .map(|p| p.cwd().display().to_string())
+            .unwrap_or_default();
+        let why = crate::logging::errno_desc(&cause).unwrap_or(cause.clone());
+        return anyhow!("process.cwd: chdir to cwd {cwd:?} set in config.json failed: {why}");
+    }
+    if cause.contains("not found in PATH") {
+        // runc's words, which podman matches to exit with 127.
+        let arg0 = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().as_ref())
+            .and_then(|a| a.first().cloned())
+            .unwrap_or_default();
+        return anyhow!("process.args[0]: exec: {arg0:?}: executable file not found in $PATH");
+    }
+    if let Some(field) = failed_mount(&cause, spec) {
+        return anyhow!("{field}: the mount failed ({cause})");
+    }
+    anyhow!("container process: {cause}")
+}
+
+/// `mounts[i] <destination>` for libcontainer's "failed to mount ..."
+/// lines, which print the mount (or just /dev, or the cgroup version) and
+/// lose the errno.
+fn failed_mount(cause: &str, spec: &Spec) -> Option<String> {
+    let rest = cause.strip_prefix("failed to mount ")?;
+    let mounts = spec.mounts().as_ref()?;
+    let found = if let Some(at) = rest.find("destination: \"") {
+        let dest = &rest[at + 14..];
+        let dest = &dest[..dest.find('"')?];
+        mounts
+            .iter()
+            .rposition(|m| crate::cgroups::clean(m.destination()) == Path::new(dest))
+    } else if rest.starts_with("/dev:") {
+        mounts
+            .iter()
+            .rposition(|m| crate::cgroups::clean(m.destination()) == Path::new("/dev"))
+    } else if rest.starts_with("cgroup") {
+        mounts
+            .iter()
+            .rposition(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
+    } else {
+        None
+    }?;
+    Some(format!(
+        "mounts[{found}] {}",
+        mounts[found].destination().display()
+    ))
 }
 
 /// The innermost message of an error chain: libcontainer wraps the cause in
@@ -341,9 +413,23 @@ pub fn remove_everything(dir: &Path, target: crate::cgroups::Target) {
     if let Err(e) = crate::cgroups::remove(target) {
         tracing::warn!("{e:#}");
     }
+    unmount_staged(dir);
     if let Err(e) = fs::remove_dir_all(dir) {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(%id, "removing {}: {e}", dir.display());
+        }
+    }
+}
+
+/// Detaches what `create` stages on the host below the state dir (idmapped
+/// and unreachable bind sources, device nodes; see `idmap` and `dev`) in
+/// case the create that made them died before it could.
+pub fn unmount_staged(dir: &Path) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("bind-") || name == "devnodes" {
+            let _ = nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
@@ -464,8 +550,9 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
         as_sibling: false,
         pid_file: None,
     };
+    let errors = crate::logging::ChildErrors::capture();
     let result = libcontainer::process::container_main_process::container_main_process(&args)
-        .map_err(|e| anyhow!("{}", root_cause(&e)))
+        .map_err(|e| process_failure(&e, errors.as_ref(), &args.spec))
         .and_then(|pid| {
             NotifySocket::new(&notify_path)
                 .notify_container_start()

@@ -62,7 +62,10 @@ pub fn run_as_helper() -> Option<i32> {
     Some(match write_map(file, &args[1..]) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("runlet: error: {name}: {e:#}");
+            eprintln!(
+                "{}",
+                crate::logging::stderr_line("error", &format!("{name}: {e:#}"))
+            );
             1
         }
     })
@@ -109,12 +112,9 @@ impl Drop for Staged {
     }
 }
 
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-
 /// Stages every idmapped mount of `spec` (see [`Staged`]).
 pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
     use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
     let mut staged = Staged(Vec::new());
     let Some(mut mounts) = spec.mounts().clone() else {
         return Ok(staged);
@@ -188,21 +188,7 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
         } else {
             std::fs::write(&stage, b"")?;
         }
-        let c_stage = std::ffi::CString::new(stage.as_os_str().as_bytes())
-            .map_err(|_| anyhow!("{field}: state dir contains NUL"))?;
-        // SAFETY: move_mount of our detached tree onto a path we created.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                c_stage.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        };
-        if rc < 0 {
-            let e = std::io::Error::last_os_error();
+        if let Err(e) = runlet_handler::rofs::attach_tree(&tree, &stage) {
             let _ = std::fs::remove_dir(&stage).or_else(|_| std::fs::remove_file(&stage));
             bail!("{field}: attaching the idmapped mount: {e}");
         }

@@ -5,11 +5,22 @@
 //!
 //! Without `--log`, libcontainer's internal messages go to stderr only with
 //! `--debug`; otherwise stderr carries just the final one-line error, which
-//! is what people at a shell and callers matching error texts want.
+//! is what people at a shell and callers matching error texts want. That
+//! line has runc's shape: `time="…" level=error msg="…"` as logrus prints it
+//! when stderr is not a terminal (JSON with `--log-format=json`), and
+//! `runlet: error: …` at a terminal.
+//!
+//! libcontainer's container processes (intermediate, init) report a failure
+//! to runlet as one generic line ("failed to prepare rootfs"); the cause is
+//! only in the error event they log just before. While a container process
+//! is being set up, those events are also written to a memfd the processes
+//! share ([`ChildErrors`]), so that the cause reaches the final error
+//! without `--debug`.
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
 use tracing::field::{Field, Visit};
@@ -25,9 +36,117 @@ enum Sink {
 }
 
 struct LineLayer {
-    sink: Sink,
+    sink: Option<Sink>,
     format: LogFormat,
     max_level: Level,
+}
+
+/// The memfd of an active [`ChildErrors`] (-1: none) and the pid that made
+/// it: only the processes cloned from that one write to it.
+static CHILD_ERRORS_FD: AtomicI32 = AtomicI32::new(-1);
+static CHILD_ERRORS_OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// Error events of the container processes cloned while this lives.
+pub struct ChildErrors(std::os::fd::OwnedFd);
+
+impl ChildErrors {
+    /// Starts capturing; None when no memfd can be made (the final error
+    /// then carries libcontainer's generic line only).
+    pub fn capture() -> Option<ChildErrors> {
+        use std::os::fd::AsRawFd;
+        let fd = nix::sys::memfd::memfd_create(
+            c"runlet-child-errors",
+            nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+        )
+        .ok()?;
+        CHILD_ERRORS_OWNER.store(std::process::id() as i32, Ordering::SeqCst);
+        CHILD_ERRORS_FD.store(fd.as_raw_fd(), Ordering::SeqCst);
+        Some(ChildErrors(fd))
+    }
+
+    /// The first error a container process logged: the most specific.
+    pub fn first(&self) -> Option<String> {
+        let mut buf = vec![0u8; 4096];
+        let n = nix::sys::uio::pread(&self.0, &mut buf, 0).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        text.lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(|l| explain_errnos(&innermost(l)))
+    }
+}
+
+impl Drop for ChildErrors {
+    fn drop(&mut self) {
+        CHILD_ERRORS_FD.store(-1, Ordering::SeqCst);
+    }
+}
+
+/// `failed to X err=Mount(Other("why"))` → `failed to X: why`: the
+/// innermost quoted text of a Debug-printed error field, when there is one.
+fn innermost(line: &str) -> String {
+    let Some((head, field)) = line.split_once(" err=") else {
+        return line.to_string();
+    };
+    let (Some(start), Some(end)) = (field.find('"'), field.rfind('"')) else {
+        return line.to_string();
+    };
+    if end <= start {
+        return line.to_string();
+    }
+    let inner = field[start + 1..end].replace("\\\"", "\"");
+    format!("{head}: {inner}")
+}
+
+/// `e=ENOTDIR` → `e=ENOTDIR (Not a directory)`: libcontainer logs nix
+/// errnos by name.
+fn explain_errnos(line: &str) -> String {
+    let mut out = String::with_capacity(line.len() + 32);
+    for (i, word) in line.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        let name = word.rsplit('=').next().unwrap_or(word);
+        let name = name.trim_end_matches([',', ')', ';']);
+        if name.len() > 2
+            && name.starts_with('E')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            if let Some(e) = (1..134)
+                .map(nix::errno::Errno::from_raw)
+                .find(|e| format!("{e:?}") == name)
+            {
+                let _ = write!(out, " ({})", e.desc());
+            }
+        }
+    }
+    out
+}
+
+/// The first line of an errno's description, when `line` names one.
+pub fn errno_desc(line: &str) -> Option<String> {
+    let start = line.find(" (")? + 2;
+    let end = line[start..].find(')')? + start;
+    Some(line[start..end].to_string())
+}
+
+/// One line for stderr in runc's shape (see the module doc).
+pub fn stderr_line(level: &str, msg: &str) -> String {
+    use std::io::IsTerminal;
+    let format = ERROR_LOG.get().map_or(LogFormat::Text, |l| l.format);
+    if format == LogFormat::Text && std::io::stderr().is_terminal() {
+        format!("runlet: {level}: {msg}")
+    } else {
+        format_line(format, level, msg)
+    }
+}
+
+/// A warning on stderr, in the same shape.
+pub fn warn(msg: impl std::fmt::Display) {
+    eprintln!("{}", stderr_line("warning", &msg.to_string()));
 }
 
 /// Where the final error of a failed command goes besides stderr.
@@ -106,27 +225,43 @@ impl Visit for MessageVisitor {
 
 impl<S: Subscriber> Layer<S> for LineLayer {
     fn enabled(&self, metadata: &tracing::Metadata<'_>, _: Context<'_, S>) -> bool {
-        *metadata.level() <= self.max_level
+        *metadata.level() <= self.max_level || *metadata.level() == Level::ERROR
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if *event.metadata().level() > self.max_level {
+        let level = *event.metadata().level();
+        let to_sink = self.sink.is_some() && level <= self.max_level;
+        let fd = CHILD_ERRORS_FD.load(Ordering::SeqCst);
+        let to_parent = level == Level::ERROR
+            && fd >= 0
+            && CHILD_ERRORS_OWNER.load(Ordering::SeqCst) != std::process::id() as i32;
+        if !to_sink && !to_parent {
             return;
         }
         let mut visitor = MessageVisitor::default();
         event.record(&mut visitor);
         let msg = visitor.into_line();
-        let mut line = format_line(self.format, level_name(event.metadata().level()), &msg);
+        if to_parent {
+            // SAFETY: fd is the memfd a live ChildErrors owns in the process
+            // this one was cloned from; the clone holds its own copy.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let _ = nix::unistd::write(fd, format!("{msg}\n").as_bytes());
+        }
+        if !to_sink {
+            return;
+        }
+        let mut line = format_line(self.format, level_name(&level), &msg);
         line.push('\n');
         match &self.sink {
-            Sink::File(f) => {
+            Some(Sink::File(f)) => {
                 if let Ok(mut f) = f.lock() {
                     let _ = f.write_all(line.as_bytes());
                 }
             }
-            Sink::Stderr => {
+            Some(Sink::Stderr) => {
                 let _ = std::io::stderr().write_all(line.as_bytes());
             }
+            None => {}
         }
     }
 }
@@ -163,14 +298,14 @@ pub fn init(opts: &GlobalOpts) -> anyhow::Result<()> {
         format: opts.log_format,
     });
 
-    if let Some(sink) = sink {
-        let layer = LineLayer {
-            sink,
-            format: opts.log_format,
-            max_level: level,
-        };
-        let _ = tracing_subscriber::registry().with(layer).try_init();
-    }
+    // Installed even without a sink: error events of container processes
+    // are captured while a ChildErrors lives (see the module doc).
+    let layer = LineLayer {
+        sink,
+        format: opts.log_format,
+        max_level: level,
+    };
+    let _ = tracing_subscriber::registry().with(layer).try_init();
     Ok(())
 }
 
@@ -190,6 +325,23 @@ pub fn log_final_error(msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn child_error_lines_read_plainly() {
+        assert_eq!(
+            innermost(
+                r#"failed to prepare rootfs err=Mount(Other("proc must be mounted on ordinary directory"))"#
+            ),
+            "failed to prepare rootfs: proc must be mounted on ordinary directory"
+        );
+        assert_eq!(
+            innermost("failed to chdir e=ENOTDIR"),
+            "failed to chdir e=ENOTDIR"
+        );
+        let line = explain_errnos("failed to chdir e=ENOTDIR");
+        assert_eq!(line, "failed to chdir e=ENOTDIR (Not a directory)");
+        assert_eq!(errno_desc(&line).as_deref(), Some("Not a directory"));
+    }
 
     #[test]
     fn json_line_has_level_msg_time() {

@@ -7,8 +7,10 @@ mod cli;
 mod commands;
 mod compat;
 mod container;
+mod dev;
 mod foreground;
 mod idmap;
+mod inflight;
 mod late;
 mod logging;
 mod notify;
@@ -85,7 +87,7 @@ fn main() {
             // One line: the chain of contexts joined, innermost last.
             let msg = format!("{err:#}").replace('\n', " ");
             logging::log_final_error(&msg);
-            eprintln!("runlet: {msg}");
+            eprintln!("{}", logging::stderr_line("error", &msg));
             1
         }
     };

@@ -66,7 +66,8 @@ impl Relay {
         use std::os::unix::fs::PermissionsExt;
         let path = state_dir.join("notify").join(SOCKET_NAME);
         let _ = std::fs::remove_file(&path);
-        let socket = UnixDatagram::bind(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let (_dir, short) = short_path(&path)?;
+        let socket = UnixDatagram::bind(&short).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         // Any user in the container may notify.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))?;
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -74,7 +75,7 @@ impl Relay {
     }
 
     fn send_host(&self, msg: &[u8]) -> Result<()> {
-        let addr = host_addr(&self.host)?;
+        let (_dir, addr) = host_addr(&self.host)?;
         let out = UnixDatagram::unbound()?;
         out.send_to_addr(msg, &addr)
             .map_err(|e| anyhow!("NOTIFY_SOCKET {}: {e}", self.host.display()))?;
@@ -117,12 +118,38 @@ impl Relay {
     }
 }
 
-fn host_addr(host: &Path) -> Result<SocketAddr> {
+fn host_addr(host: &Path) -> Result<(Option<std::fs::File>, SocketAddr)> {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::ffi::OsStrExt;
     let bytes = host.as_os_str().as_bytes();
     match bytes.strip_prefix(b"@") {
-        Some(name) => Ok(SocketAddr::from_abstract_name(name)?),
-        None => Ok(SocketAddr::from_pathname(host)?),
+        Some(name) => Ok((None, SocketAddr::from_abstract_name(name)?)),
+        None => {
+            let (dir, short) = short_path(host)?;
+            Ok((dir, SocketAddr::from_pathname(short)?))
+        }
     }
+}
+
+/// A socket path that fits in `sun_path` (108 bytes): a long one is
+/// reached through its directory, opened O_PATH, as
+/// `/proc/self/fd/N/<name>` (the descriptor must stay open while it is
+/// used).
+fn short_path(path: &Path) -> Result<(Option<std::fs::File>, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().as_bytes().len() < 100 {
+        return Ok((None, path.to_path_buf()));
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok((None, path.to_path_buf()));
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(parent)
+        .map_err(|e| anyhow!("{}: {e}", parent.display()))?;
+    let short = Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+    Ok((Some(dir), short))
 }

@@ -17,6 +17,8 @@
 //!   remounts every mount at or below the cgroup mount's destination
 //!   read-only, keeping its other flags (which a user namespace locks).
 //!
+//! - **The host's /dev**, when the config binds it at /dev: see `dev`.
+//!
 //! A forked child joins the init's user (if any), network (when the
 //! container has a new one) and mount namespaces (setns makes the
 //! container's root its own) and makes the changes; the init itself is not
@@ -39,16 +41,8 @@ enum Change {
     ReadOnly(PathBuf, MsFlags),
 }
 
-impl Change {
-    fn path(&self) -> &PathBuf {
-        match self {
-            Change::Propagation(p, _) | Change::ReadOnly(p, _) => p,
-        }
-    }
-}
-
 /// The propagation options of a mount (`rshared`, `slave`, ...) as flags.
-fn propagation_flags(options: &[String]) -> Option<MsFlags> {
+pub fn propagation_flags(options: &[String]) -> Option<MsFlags> {
     let mut flags = None;
     for o in options {
         let f = match o.as_str() {
@@ -205,11 +199,12 @@ fn loopback_up() -> bool {
     ok
 }
 
-/// Applies what libcontainer left out (see the module doc).
-pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
+/// Applies what libcontainer left out (see the module doc), and attaches
+/// the host's /dev when the config binds it (see `dev`).
+pub fn finish(spec: &Spec, pid: Pid, host_dev: Option<&crate::dev::HostDev>) -> Result<()> {
     let wanted = changes(spec, pid)?;
     let new_netns = crate::spec::new_namespace(spec, LinuxNamespaceType::Network);
-    if wanted.is_empty() && !new_netns {
+    if wanted.is_empty() && !new_netns && host_dev.is_none() {
         return Ok(());
     }
     let has_userns = spec
@@ -228,70 +223,86 @@ pub fn finish(spec: &Spec, pid: Pid) -> Result<()> {
     };
     let mntns = open("mnt")?;
     let netns = if new_netns { Some(open("net")?) } else { None };
+    // The child says what failed, if anything, on this pipe.
+    let (report_r, report_w) = nix::unistd::pipe().map_err(|e| anyhow!("pipe: {e}"))?;
     // SAFETY: runlet is single-threaded here; the child only makes system
-    // calls (setns, mount) and exits without returning into Rust code that
-    // could depend on the parent's state.
+    // calls (setns, mount), writes to the pipe and exits without returning
+    // into Rust code that could depend on the parent's state.
     match unsafe { nix::unistd::fork() }.map_err(|e| anyhow!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
-            use nix::sched::{setns, CloneFlags};
-            let mut failed: u8 = 0;
-            let joined = userns
-                .as_ref()
-                .is_none_or(|u| setns(u, CloneFlags::CLONE_NEWUSER).is_ok())
-                && netns
-                    .as_ref()
-                    .is_none_or(|n| setns(n, CloneFlags::CLONE_NEWNET).is_ok())
-                && setns(&mntns, CloneFlags::CLONE_NEWNS).is_ok();
-            if !joined {
-                // SAFETY: _exit ends the forked child without running destructors.
-                unsafe { libc::_exit(255) }
-            }
-            if netns.is_some() && !loopback_up() {
-                // SAFETY: _exit ends the forked child without running destructors.
-                unsafe { libc::_exit(253) }
-            }
-            for (i, change) in wanted.iter().enumerate() {
-                let ok = match change {
-                    Change::Propagation(dest, flags) => {
-                        nix::mount::mount::<str, PathBuf, str, str>(None, dest, None, *flags, None)
-                    }
-                    Change::ReadOnly(dest, keep) => nix::mount::mount::<str, PathBuf, str, str>(
-                        None,
-                        dest,
-                        None,
-                        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | *keep,
-                        None,
-                    ),
+            drop(report_r);
+            let result = in_container(userns.as_ref(), netns.as_ref(), &mntns, host_dev, &wanted);
+            let code = match result {
+                Ok(()) => 0,
+                Err(msg) => {
+                    let _ = nix::unistd::write(&report_w, msg.as_bytes());
+                    1
                 }
-                .is_ok();
-                if !ok && failed == 0 {
-                    failed = (i + 1).min(252) as u8;
-                }
-            }
+            };
             // SAFETY: _exit ends the forked child without running destructors.
-            unsafe { libc::_exit(failed as i32) }
+            unsafe { libc::_exit(code) }
         }
-        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 255)) => {
-                bail!("cannot join the container's namespaces")
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(report_w);
+            let mut msg = String::new();
+            let _ = std::io::Read::read_to_string(&mut fs::File::from(report_r), &mut msg);
+            match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+                Ok(nix::sys::wait::WaitStatus::Exited(_, _)) if !msg.is_empty() => bail!("{msg}"),
+                other => bail!("mounts: the mount helper ended with {other:?}"),
             }
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 253)) => {
-                bail!("network namespace: bringing the loopback interface up failed")
-            }
-            Ok(nix::sys::wait::WaitStatus::Exited(_, n)) => {
-                let what = match wanted.get((n as usize).saturating_sub(1)) {
-                    Some(Change::Propagation(p, _)) => {
-                        format!("setting the propagation of {}", p.display())
-                    }
-                    Some(c) => format!("making {} read-only", c.path().display()),
-                    None => "a mount change".into(),
-                };
-                bail!("mounts: {what} failed")
-            }
-            other => bail!("mounts: the mount helper ended with {other:?}"),
-        },
+        }
     }
+}
+
+/// The forked child's part of [`finish`]: joins the container's namespaces
+/// and makes the changes, stopping at the first failure.
+fn in_container(
+    userns: Option<&fs::File>,
+    netns: Option<&fs::File>,
+    mntns: &fs::File,
+    host_dev: Option<&crate::dev::HostDev>,
+    wanted: &[Change],
+) -> std::result::Result<(), String> {
+    use nix::sched::{setns, CloneFlags};
+    let join = |f: &fs::File, flag, what: &str| {
+        setns(f, flag).map_err(|e| format!("joining the container's {what} namespace: {e}"))
+    };
+    if let Some(u) = userns {
+        join(u, CloneFlags::CLONE_NEWUSER, "user")?;
+    }
+    if let Some(n) = netns {
+        join(n, CloneFlags::CLONE_NEWNET, "network")?;
+    }
+    join(mntns, CloneFlags::CLONE_NEWNS, "mount")?;
+    if netns.is_some() && !loopback_up() {
+        return Err("network namespace: bringing the loopback interface up failed".into());
+    }
+    if let Some(dev) = host_dev {
+        dev.attach().map_err(|e| format!("mounts: /dev: {e}"))?;
+    }
+    for change in wanted {
+        let result = match change {
+            Change::Propagation(dest, flags) => {
+                nix::mount::mount::<str, PathBuf, str, str>(None, dest, None, *flags, None)
+            }
+            Change::ReadOnly(dest, keep) => nix::mount::mount::<str, PathBuf, str, str>(
+                None,
+                dest,
+                None,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | *keep,
+                None,
+            ),
+        };
+        if let Err(e) = result {
+            let what = match change {
+                Change::Propagation(p, _) => format!("setting the propagation of {}", p.display()),
+                Change::ReadOnly(p, _) => format!("making {} read-only", p.display()),
+            };
+            return Err(format!("mounts: {what}: {e}"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,8 +22,17 @@ pub fn read_spec_file(path: &Path) -> Result<Spec> {
     let mut raw: serde_json::Value = serde_json::from_slice(&data)
         .map_err(|e| anyhow::anyhow!("{}: invalid spec: {e}", path.display()))?;
     crate::compat::fix_json(&mut raw);
-    serde_json::from_value::<Spec>(raw)
-        .map_err(|e| anyhow::anyhow!("{}: invalid spec: {e}", path.display()))
+    // The error names the field as the JSON spells it
+    // (`linux.resources.cpu.quota: invalid type: ...`).
+    serde_path_to_error::deserialize::<_, Spec>(raw).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        if field == "." {
+            anyhow::anyhow!("{}: invalid spec: {inner}", path.display())
+        } else {
+            anyhow::anyhow!("{}: {field}: {inner}", path.display())
+        }
+    })
 }
 
 /// Loads `<bundle>/config.json` (or `config` when given), validates it and
@@ -76,7 +85,35 @@ pub fn load_bundle_spec(bundle: &Path, config: Option<&Path>) -> Result<(PathBuf
     }
     spec.canonicalize_rootfs(&bundle)
         .map_err(|e| anyhow::anyhow!("{}: root.path: {e}", config_path.display()))?;
+    check_proc_and_sysfs_mounts(&spec, &rootfs)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
     Ok((bundle, spec))
+}
+
+/// proc and sysfs must be mounted on a plain directory, never through a
+/// symlink (runc's rule, against mounting procfs over something the
+/// container chose); libcontainer refuses too, but from inside the init,
+/// where the mount it failed on is lost. Checked here, naming the mount.
+fn check_proc_and_sysfs_mounts(spec: &Spec, rootfs: &Path) -> Result<()> {
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let Some(fs) = m.typ().as_deref().filter(|t| *t == "proc" || *t == "sysfs") else {
+            continue;
+        };
+        let dest = crate::cgroups::clean(m.destination());
+        let rel = dest.strip_prefix("/").unwrap_or(&dest);
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        if let Ok(meta) = std::fs::symlink_metadata(rootfs.join(rel)) {
+            if !meta.is_dir() {
+                bail!(
+                    "mounts[{i}] {}: filesystem {fs} must be mounted on ordinary directory",
+                    dest.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn io_text(e: &std::io::Error) -> String {
@@ -92,6 +129,13 @@ fn io_text(e: &std::io::Error) -> String {
 pub fn validate(spec: &Spec) -> Result<()> {
     if !spec.version().starts_with("1.") {
         bail!("ociVersion {:?}: only 1.x is supported", spec.version());
+    }
+    if spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.path().as_os_str().is_empty())
+    {
+        bail!("root.path: empty (the runtime spec requires the rootfs path)");
     }
     let process = spec
         .process()

@@ -23,6 +23,13 @@ pub const SPEC_COPY: &str = "config.json";
 #[serde(rename_all = "camelCase")]
 pub struct RunletState {
     pub rootfs: PathBuf,
+    /// The cgroups path libcontainer was given (also in youki_config.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroups_path: Option<PathBuf>,
+    /// The init's pid, also kept here so that a damaged state.json does
+    /// not lose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_pid: Option<i32>,
     /// Start time of the init process in clock ticks since boot
     /// (field 22 of /proc/<pid>/stat).
     pub init_start_time: Option<u64>,
@@ -51,6 +58,15 @@ impl RunletState {
     pub fn save(&self, dir: &Path) -> Result<()> {
         write_atomic(&dir.join(RUNLET_STATE), &serde_json::to_vec(self)?)
     }
+}
+
+/// Saves libcontainer's state.json atomically (libcontainer's own
+/// `Container::save` truncates and rewrites it in place, so a crash or a
+/// concurrent reader can see it empty or half written).
+pub fn save(container: &Container) -> Result<()> {
+    let path = libcontainer::container::State::file_path(&container.root);
+    write_atomic(&path, &serde_json::to_vec(&container.state)?)
+        .map_err(|e| anyhow::anyhow!("saving state: {e:#}"))
 }
 
 /// Writes a file by renaming a fully written temporary file over it.
@@ -122,19 +138,10 @@ pub fn load(root: &Path, id: &str) -> Result<Loaded> {
     if !dir.join("state.json").exists() {
         bail!("container {id} does not exist");
     }
-    // libcontainer rewrites state.json in place (not atomically); a reader
-    // racing a concurrent `kill` or `start` can see it half written.
-    let mut attempt = 0;
-    let mut container = loop {
-        match Container::load(dir.clone()) {
-            Ok(c) => break c,
-            Err(_) if attempt < 20 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            Err(e) => bail!("container {id}: reading state: {e}"),
-        }
-    };
+    // Every write of state.json is atomic (see `save`): what cannot be read
+    // is damaged, and no retry would help.
+    let mut container = Container::load(dir.clone())
+        .map_err(|e| anyhow::anyhow!("container {id}: state.json is damaged: {e}"))?;
     let extra = RunletState::load(&dir).unwrap_or_default();
     // A live pid whose start time differs belongs to another process now;
     // an init that has exited but is not reaped yet (a zombie) has stopped,
@@ -190,6 +197,27 @@ pub struct StateOutput {
 }
 
 impl StateOutput {
+    /// A container whose state.json cannot be read: status `unknown`, with
+    /// what runlet.json still tells.
+    pub fn unreadable(dir: &Path, id: &str) -> Self {
+        let extra = RunletState::load(dir).unwrap_or_default();
+        let pid = match (extra.init_pid, extra.init_start_time) {
+            (Some(pid), Some(start)) if process_start_time(pid) == Some(start) => pid,
+            _ => 0,
+        };
+        StateOutput {
+            oci_version: String::new(),
+            id: id.to_string(),
+            pid,
+            status: "unknown".to_string(),
+            bundle: PathBuf::new(),
+            rootfs: extra.rootfs,
+            created: String::new(),
+            owner: String::new(),
+            annotations: HashMap::new(),
+        }
+    }
+
     pub fn from_loaded(l: &Loaded) -> Self {
         let c = &l.container;
         let status = c.status();

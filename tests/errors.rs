@@ -221,3 +221,181 @@ fn printing_commands_end_quietly_on_a_closed_stdout() {
         );
     }
 }
+
+/// Every leaf of `v` as (dotted path as the errors spell it, value).
+fn leaves(v: &serde_json::Value, path: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                leaves(x, &p, out);
+            }
+        }
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                leaves(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => out.push((path.to_string(), v.clone())),
+    }
+}
+
+/// Sets the value at a dotted path from [`leaves`].
+fn set_at(v: &mut serde_json::Value, path: &str, new: serde_json::Value) {
+    let mut cur = v;
+    for part in path.split('.') {
+        let (key, idx) = match part.split_once('[') {
+            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        cur = &mut cur[key];
+        if let Some(i) = idx {
+            cur = &mut cur[i];
+        }
+    }
+    *cur = new;
+}
+
+/// Mutated configs (each leaf of the default config given a value of the
+/// wrong type, a negative number, a word no enum has): every rejection
+/// names the field it is about. Accepted mutations are deleted again.
+#[test]
+fn mutated_configs_name_the_field() {
+    require_root!();
+    let env = Env::new("err-mutate");
+    let path = env.bundle.join("config.json");
+    let base: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("parse");
+    let mut all = Vec::new();
+    leaves(&base, "", &mut all);
+    let mut mutations = Vec::new();
+    for (p, v) in &all {
+        match v {
+            serde_json::Value::Number(_) => {
+                mutations.push((p.clone(), json!("x")));
+                mutations.push((p.clone(), json!(-1)));
+                mutations.push((p.clone(), json!(1e30)));
+            }
+            serde_json::Value::String(_) => {
+                mutations.push((p.clone(), json!(7)));
+                mutations.push((p.clone(), json!("BOGUS_VALUE")));
+                mutations.push((p.clone(), json!("")));
+            }
+            serde_json::Value::Bool(_) => mutations.push((p.clone(), json!("yes"))),
+            _ => mutations.push((p.clone(), json!({"x": 1}))),
+        }
+    }
+    let (mut rejected, mut unnamed) = (0, Vec::new());
+    for (i, (field, value)) in mutations.iter().enumerate() {
+        let mut config = base.clone();
+        set_at(&mut config, field, value.clone());
+        std::fs::write(&path, serde_json::to_vec(&config).expect("json")).expect("write");
+        let id = env.id(&format!("m{i}"));
+        let out = env.run(&["create", "--bundle", env.bundle_str(), &id]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            let _ = env.run(&["delete", "-f", &id]);
+            continue;
+        }
+        rejected += 1;
+        assert!(!err.contains("panicked"), "{field} = {value}: panic: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{field} = {value}: {err}"
+        );
+        // The field, its list, or the list entry it belongs to (a mount
+        // whose option the kernel refuses is named by its entry: the kernel
+        // does not say which option it is).
+        let list = field.rsplit_once('[').map_or(field.as_str(), |(p, _)| p);
+        let entry = field.find(']').map_or(field.as_str(), |i| &field[..=i]);
+        if ![field.as_str(), list, entry]
+            .iter()
+            .any(|f| err.contains(f))
+        {
+            unnamed.push(format!("{field} = {value}: {}", err.trim()));
+        }
+        env.assert_gone(&id);
+    }
+    eprintln!(
+        "{} mutations, {rejected} rejected, {} without the field",
+        mutations.len(),
+        unnamed.len()
+    );
+    assert!(
+        unnamed.is_empty(),
+        "{} of {rejected} rejections do not name the field:\n{}",
+        unnamed.len(),
+        unnamed.join("\n")
+    );
+}
+
+/// When the container's init fails, the cause reaches stderr without
+/// --debug or --log, naming the field.
+#[test]
+fn init_failures_say_why() {
+    require_root!();
+    let env = Env::new("err-init");
+    let id = env.id("cwd");
+    // CVE-2024-21626's shape: a cwd through one of the runtime's own fds.
+    env.config(|c| c["process"]["cwd"] = json!("/proc/self/fd/4"));
+    let err = create_fails_msg(&env, &id);
+    assert!(
+        err.contains("process.cwd") && err.contains("chdir to cwd \"/proc/self/fd/4\""),
+        "{err}"
+    );
+
+    // proc on a symlink.
+    let env = Env::new("err-init");
+    std::os::unix::fs::symlink("/tmp", env.bundle.join("rootfs/procx")).expect("symlink");
+    env.config(|c| {
+        c["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .push(json!({"destination": "/procx", "type": "proc", "source": "proc"}))
+    });
+    let err = create_fails_msg(&env, &env.id("proc"));
+    assert!(
+        err.contains("mounts[") && err.contains("must be mounted on ordinary directory"),
+        "{err}"
+    );
+
+    // A capability this host's root does not have (in its bounding set).
+    let Some(missing) = caps::all()
+        .into_iter()
+        .find(|c| !caps::has_cap(None, caps::CapSet::Bounding, *c).unwrap_or(true))
+    else {
+        eprintln!("SKIPPED (capability part): root here has every capability");
+        return;
+    };
+    let cap = missing.to_string();
+    let env = Env::new("err-init");
+    env.config(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .expect("caps")
+                .push(json!(cap));
+        }
+    });
+    let err = create_fails_msg(&env, &env.id("cap"));
+    assert!(
+        err.to_lowercase().contains("operation not permitted"),
+        "{cap}: {err}"
+    );
+}
+
+/// `create` fails in one line with the word error; nothing is left.
+fn create_fails_msg(env: &Env, id: &str) -> String {
+    let out = env.run(&["create", "--bundle", env.bundle_str(), id]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("error"), "{err}");
+    env.assert_gone(id);
+    common::error_message(&err)
+}

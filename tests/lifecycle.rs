@@ -496,7 +496,7 @@ fn notify_socket_is_relayed() {
     let host_sock = env.dir.path().join("notify.sock");
     let listener = std::os::unix::net::UnixDatagram::bind(&host_sock).expect("bind");
     listener
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .expect("timeout");
     let id = env.id("n");
     let with_notify = |args: &[&str]| {

@@ -1,11 +1,14 @@
 //! Valid configs and `exec` options that runc and crun accept, which a
 //! runtime on libcontainer 0.7 used to refuse or mishandle (issue: OCI
-//! compatibility). Same harness and reporting as tests.rs.
+//! compatibility). Same harness and reporting as tests/.
 
 use serde_json::json;
 
-use crate::harness::{expect_eq, Ctx, Report, Test, TestResult};
+use std::os::fd::AsRawFd;
+
+use crate::harness::{accept_with_fd, expect_eq, Ctx, Report, Test, TestResult};
 use crate::t;
+use crate::tests::mountinfo;
 
 pub fn all() -> Vec<Test> {
     vec![
@@ -25,9 +28,13 @@ pub fn all() -> Vec<Test> {
         t!("namespaces", ns_user_several_mapping_ranges),
         t!("mounts", mount_destination_through_dangling_symlink),
         t!("seccomp", seccomp_profile_does_not_bind_the_runtime),
+        t!("seccomp", seccomp_listener_with_a_notify_rule),
+        t!("seccomp", seccomp_listener_without_a_notify_rule),
         t!("linux", devices_outside_dev),
         t!("mounts", mount_idmapped),
         t!("mounts", mount_bind_source_the_userns_cannot_reach),
+        t!("mounts", mount_dev_bound_from_the_host),
+        t!("linux", devices_userns_node_missing_on_the_host),
     ]
 }
 
@@ -42,19 +49,6 @@ fn with_userns(c: &mut serde_json::Value, maps: serde_json::Value) {
     if let Some(m) = c["mounts"].as_array_mut() {
         m.retain(|m| m["type"] != "cgroup");
     }
-}
-
-fn mountinfo(ctx: &Ctx) -> Result<String, String> {
-    ctx.args(&["/bin/spec-helper", "read", "/proc/self/mountinfo"])?;
-    let r = ctx.run_output();
-    if r.code != Some(0) {
-        return Err(format!(
-            "container failed ({:?}): {}",
-            r.code,
-            r.stderr.trim()
-        ));
-    }
-    Ok(r.stdout)
 }
 
 fn root_line(info: &str) -> Option<&str> {
@@ -329,6 +323,58 @@ fn seccomp_profile_does_not_bind_the_runtime(ctx: &mut Ctx) -> TestResult {
     expect_eq("exit status", Some(0), r.code).map_err(|e| format!("{e}: {}", r.stderr.trim()))
 }
 
+/// Plays a seccomp agent: `create` must send the container's process
+/// state (runtime-spec `containerProcessState`) and the listener fd to
+/// `listenerPath`.
+fn seccomp_listener(ctx: &mut Ctx, rules: serde_json::Value) -> TestResult {
+    let sock = ctx.dir.join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).map_err(|e| e.to_string())?;
+    ctx.config(|c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock, "listenerMetadata": "spec-tests", "syscalls": rules});
+    })?;
+    let bundle = ctx.bundle_str();
+    ctx.ok(&["create", "--bundle", &bundle, &ctx.id])?;
+    let (msg, fd) = accept_with_fd(&listener, std::time::Duration::from_secs(60))
+        .map_err(|e| format!("seccomp agent: {e}"))?;
+    let state: serde_json::Value = serde_json::from_slice(&msg).map_err(|e| {
+        format!(
+            "the message is not JSON ({e}): {}",
+            String::from_utf8_lossy(&msg)
+        )
+    })?;
+    expect_eq("fds", &json!(["seccompFd"]), &state["fds"])?;
+    expect_eq("metadata", &json!("spec-tests"), &state["metadata"])?;
+    expect_eq("state.id", &json!(ctx.id), &state["state"]["id"])?;
+    if state["pid"].as_u64().unwrap_or(0) == 0 {
+        return Err(format!("no pid in {state}"));
+    }
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|e| e.to_string())?;
+    expect_eq(
+        "the fd sent",
+        "anon_inode:seccomp notify",
+        link.to_string_lossy().as_ref(),
+    )
+}
+
+fn seccomp_listener_with_a_notify_rule(ctx: &mut Ctx) -> TestResult {
+    seccomp_listener(
+        ctx,
+        json!([{"names": ["mknodat"], "action": "SCMP_ACT_NOTIFY"},
+               {"names": ["swapon"], "action": "SCMP_ACT_ERRNO"}]),
+    )
+}
+
+/// crun sends the listener even when no rule notifies (an agent may hold
+/// it for later); runc sends nothing then.
+fn seccomp_listener_without_a_notify_rule(ctx: &mut Ctx) -> TestResult {
+    seccomp_listener(
+        ctx,
+        json!([{"names": ["swapon"], "action": "SCMP_ACT_ERRNO"}]),
+    )
+}
+
 fn devices_outside_dev(ctx: &mut Ctx) -> TestResult {
     ctx.config(|c| {
         c["linux"]["devices"] = json!([{"path": "/opt/dev/null2", "type": "c", "major": 1,
@@ -400,4 +446,91 @@ fn mount_bind_source_the_userns_cannot_reach(ctx: &mut Ctx) -> TestResult {
     let r = ctx.run_output();
     expect_eq("read through the bind mount", "reached", r.stdout.as_str())
         .map_err(|e| format!("{e} (stderr: {})", r.stderr.trim()))
+}
+
+fn mount_dev_bound_from_the_host(ctx: &mut Ctx) -> TestResult {
+    // Stands in for the host's /dev (podman --privileged -v /dev:/dev): it
+    // has the fd symlinks a runtime would otherwise make. runc leaves a
+    // bound /dev alone; nothing may be created in it but the mount points
+    // the config asks for.
+    let src = ctx.dir.join("hostdev");
+    std::fs::create_dir_all(src.join("pts")).map_err(|e| e.to_string())?;
+    std::fs::write(src.join("marker"), "host").map_err(|e| e.to_string())?;
+    nix::sys::stat::mknod(
+        &src.join("null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .map_err(|e| format!("mknod null: {e}"))?;
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, src.join(link)).map_err(|e| e.to_string())?;
+    }
+    ctx.config(|c| {
+        for m in c["mounts"].as_array_mut().into_iter().flatten() {
+            if m["destination"] == "/dev" {
+                *m = json!({"destination": "/dev", "type": "bind", "source": src,
+                    "options": ["rbind", "nosuid"]});
+            }
+        }
+    })?;
+    let info = mountinfo(ctx)?;
+    let fstype_at = |dest: &str| {
+        info.lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(dest))
+            .and_then(|l| l.split(" - ").nth(1))
+            .and_then(|t| t.split(' ').next())
+            .map(str::to_string)
+    };
+    expect_eq(
+        "/dev/pts",
+        Some("devpts".to_string()),
+        fstype_at("/dev/pts"),
+    )?;
+    expect_eq("/dev/shm", Some("tmpfs".to_string()), fstype_at("/dev/shm"))?;
+    ctx.args(&["/bin/spec-helper", "read", "/dev/marker"])?;
+    expect_eq("/dev/marker", "host", ctx.run_output().stdout.as_str())?;
+    let mut made: Vec<String> = std::fs::read_dir(&src)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            ![
+                "pts", "marker", "null", "fd", "stdin", "stdout", "stderr", "shm", "mqueue",
+            ]
+            .contains(&n.as_str())
+        })
+        .collect();
+    made.sort();
+    expect_eq("created in the bound /dev", Vec::<String>::new(), made)
+}
+
+fn devices_userns_node_missing_on_the_host(ctx: &mut Ctx) -> TestResult {
+    // The host has no /dev/spec-null: in a user namespace the node cannot
+    // be bind-mounted from the host, so the runtime must make it.
+    ctx.config(|c| {
+        with_userns(
+            c,
+            json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
+        );
+        c["linux"]["devices"] = json!([{"path": "/dev/spec-null", "type": "c", "major": 1,
+            "minor": 3, "fileMode": 438, "uid": 0, "gid": 0}]);
+        c["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]);
+    })?;
+    ctx.args(&["/bin/spec-helper", "stat", "/dev/spec-null"])?;
+    let r = ctx.run_output();
+    let st = Report::parse(&r.stdout);
+    st.expect("type", "char")
+        .and_then(|()| st.expect("dev", "1:3"))
+        .and_then(|()| st.expect("mode", "0666"))
+        .and_then(|()| st.expect("uid", "0"))
+        .map_err(|e| format!("{e} (stderr: {})", r.stderr.trim()))?;
+    ctx.args(&["/bin/spec-helper", "write", "/dev/spec-null"])?;
+    expect_eq("writing to the node", "ok", ctx.run_output().stdout.trim())
 }

@@ -60,6 +60,52 @@ pub struct Test {
 }
 
 /// Marks a result as a skip: the host cannot support what the test needs.
+/// Accepts one connection on `listener` (waiting up to `wait`) and reads
+/// one message from it with the descriptor passed alongside (SCM_RIGHTS),
+/// as a console socket or seccomp agent does.
+pub fn accept_with_fd(
+    listener: &std::os::unix::net::UnixListener,
+    wait: Duration,
+) -> Result<(Vec<u8>, std::os::fd::OwnedFd), String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + wait;
+    let stream = loop {
+        match listener.accept() {
+            Ok((s, _)) => break s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(format!("nothing connected within {wait:?}"))
+            }
+            Err(e) => return Err(format!("accept: {e}")),
+        }
+    };
+    stream.set_nonblocking(false).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut fd = None;
+    for c in msg.cmsgs().map_err(|e| e.to_string())? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: received via SCM_RIGHTS; owned by nobody else.
+            fd = fds.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+        }
+    }
+    let len = msg.bytes;
+    let fd = fd.ok_or("no descriptor came with the message")?;
+    buf.truncate(len);
+    Ok((buf, fd))
+}
+
 pub fn skip(reason: impl Into<String>) -> TestResult {
     Err(format!("SKIP:{}", reason.into()))
 }

@@ -26,9 +26,8 @@ pub fn run(ctx: &Ctx, args: &DeleteArgs) -> Result<i32> {
     let l = match state::load(&ctx.root, id) {
         Ok(l) => l,
         Err(e) if args.force => {
-            // A half-written state dir: nothing to signal, just remove it.
-            tracing::warn!("{e:#}; removing {}", dir.display());
-            std::fs::remove_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+            tracing::warn!("{e:#}; removing what runlet's own records name");
+            remove_damaged(ctx, id)?;
             return Ok(0);
         }
         Err(e) => return Err(e),
@@ -48,6 +47,10 @@ pub fn run(ctx: &Ctx, args: &DeleteArgs) -> Result<i32> {
 fn remove(ctx: &Ctx, l: &state::Loaded) -> Result<i32> {
     let id = l.container.id();
     let dir = state::container_dir(&ctx.root, id);
+    if l.extra.init_start_time.is_none() {
+        // `create` never finished: its processes may live unrecorded.
+        crate::inflight::kill_all(&ctx.root, id);
+    }
     let config = l.container.spec().ok();
     if let Some(config) = &config {
         let cgroups = cgroup_config(config.cgroup_path.clone(), l.container.systemd(), id);
@@ -79,8 +82,55 @@ fn remove(ctx: &Ctx, l: &state::Loaded) -> Result<i32> {
         st.status = ContainerStatus::Stopped;
         container::run_hooks_warning(hooks.poststop().as_ref(), &st, None, "poststop");
     }
+    container::unmount_staged(&dir);
     std::fs::remove_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
     Ok(0)
+}
+
+/// `delete -f` of a container whose state.json cannot be read (damaged by
+/// hand or by an older runlet, which did not write it atomically). runlet's
+/// own runlet.json names the init, the cgroups path and the cgroups runlet
+/// made: the init and any unrecorded process of an unfinished create are
+/// killed and the cgroups removed. Without runlet.json (written, atomically,
+/// right before the container's first process is cloned) nothing but the
+/// state dir was made. When the cgroups path is unknown the delete fails
+/// and leaves the state dir.
+fn remove_damaged(ctx: &Ctx, id: &str) -> Result<()> {
+    let dir = state::container_dir(&ctx.root, id);
+    crate::inflight::kill_all(&ctx.root, id);
+    if let Some(extra) = state::RunletState::load(&dir) {
+        let init = match (extra.init_pid, extra.init_start_time) {
+            (Some(pid), Some(start)) if state::process_start_time(pid) == Some(start) => {
+                Some(nix::unistd::Pid::from_raw(pid))
+            }
+            _ => None,
+        };
+        let path = match extra.cgroups_path.clone() {
+            Some(p) => p,
+            None => match libcontainer::config::YoukiConfig::load(&dir) {
+                Ok(c) => c.cgroup_path,
+                Err(e) => {
+                    if let Some(pid) = init {
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    }
+                    bail!(
+                        "container {id}: state.json and youki_config.json are unreadable ({e}); \
+                         its cgroups are unknown, so {} is left for inspection",
+                        dir.display()
+                    );
+                }
+            },
+        };
+        crate::cgroups::remove(crate::cgroups::Target {
+            id,
+            config: cgroup_config(path, ctx.systemd, id),
+            init,
+            own_pidns: extra.own_pidns,
+            ownership: &extra.cgroup,
+        })?;
+    }
+    container::unmount_staged(&dir);
+    std::fs::remove_dir_all(&dir).map_err(|e| anyhow!("{}: {e}", dir.display()))
 }
 
 /// The container's init, if it still runs (or is an unreaped zombie) and is
@@ -101,23 +151,8 @@ pub fn force_remove(ctx: &Ctx, id: &str) {
             }
         }
         Err(_) => {
-            // Unreadable state: still remove the cgroup recorded at create.
-            let dir = state::container_dir(&ctx.root, id);
-            let extra = state::RunletState::load(&dir).unwrap_or_default();
-            match libcontainer::config::YoukiConfig::load(&dir) {
-                Ok(config) => container::remove_everything(
-                    &dir,
-                    crate::cgroups::Target {
-                        id,
-                        config: cgroup_config(config.cgroup_path, ctx.systemd, id),
-                        init: None,
-                        own_pidns: extra.own_pidns,
-                        ownership: &extra.cgroup,
-                    },
-                ),
-                Err(_) => {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
+            if let Err(e) = remove_damaged(ctx, id) {
+                tracing::warn!(%id, "cleanup: {e:#}");
             }
         }
     }

@@ -19,8 +19,14 @@ pub fn run(ctx: &Ctx, args: &ListArgs) -> Result<i32> {
         if !entry.path().join("state.json").exists() {
             continue;
         }
-        if let Ok(l) = state::load(&ctx.root, id) {
-            states.push(StateOutput::from_loaded(&l));
+        match state::load(&ctx.root, id) {
+            Ok(l) => states.push(StateOutput::from_loaded(&l)),
+            // Shown, not hidden: a container runlet cannot read still
+            // holds a process and cgroups until `delete -f` removes them.
+            Err(e) => {
+                crate::logging::warn(format_args!("{e:#}"));
+                states.push(StateOutput::unreadable(&entry.path(), id));
+            }
         }
     }
     states.sort_by(|a, b| a.id.cmp(&b.id));

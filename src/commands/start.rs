@@ -32,10 +32,8 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<Loaded> {
     NotifySocket::new(dir.join(NOTIFY_FILE))
         .notify_container_start()
         .map_err(|e| anyhow!("container {id}: starting the process: {e}"))?;
-    l.container
-        .set_status(ContainerStatus::Running)
-        .save()
-        .map_err(|e| anyhow!("saving state: {e}"))?;
+    l.container.set_status(ContainerStatus::Running);
+    state::save(&l.container)?;
 
     let config = l
         .container

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod callers;
+
 pub const BUSYBOX: &str = "/bin/busybox";
 
 /// Why this machine cannot run container tests, if it cannot.
@@ -31,6 +33,30 @@ macro_rules! require_root {
             return;
         }
     };
+}
+
+/// The message of runlet's one-line error, as a caller reads it: `msg` of
+/// a `time=… level=error msg="…"` line (unquoted), else the line.
+pub fn error_message(stderr: &str) -> String {
+    let line = stderr.trim_end();
+    let Some(quoted) = line
+        .split_once(" msg=\"")
+        .map(|(_, m)| m.strip_suffix('"').unwrap_or(m))
+    else {
+        return line.to_string();
+    };
+    let mut out = String::with_capacity(quoted.len());
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub fn runlet_bin() -> PathBuf {
@@ -119,17 +145,19 @@ impl Env {
             Some(1),
             "runlet {args:?}: want exit 1, stderr: {err}"
         );
-        assert!(
-            err.contains(needle),
-            "runlet {args:?}: stderr {err:?} lacks {needle:?}"
-        );
         assert_eq!(
             err.trim_end().lines().count(),
             1,
             "error is not one line: {err:?}"
         );
+        assert!(err.contains("error"), "no 'error' in {err:?}");
         assert!(!err.contains("panicked"), "panic: {err}");
-        err
+        let msg = error_message(&err);
+        assert!(
+            msg.contains(needle),
+            "runlet {args:?}: error {msg:?} lacks {needle:?}"
+        );
+        msg
     }
 
     pub fn state(&self, id: &str) -> Value {
@@ -204,7 +232,7 @@ impl Env {
     }
 
     pub fn wait_status(&self, id: &str, want: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             let out = self.run(&["state", id]);
             let status = serde_json::from_slice::<Value>(&out.stdout)
@@ -312,7 +340,7 @@ impl Env {
 pub fn read_until(master: &std::os::fd::OwnedFd, needle: &str) -> String {
     use std::io::Read;
     let mut file = std::fs::File::from(master.try_clone().expect("dup"));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = String::new();
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline && !seen.contains(needle) {

@@ -20,9 +20,11 @@ use std::path::{Path, PathBuf};
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
-const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
-const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
-const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
+pub const MOUNT_ATTR_NODEV: u64 = 0x0000_0004;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x0000_0008;
 /// `mount_setattr`: idmap the mount through a user namespace.
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
@@ -55,6 +57,29 @@ pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd was just returned by open_tree and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Attaches a tree from [`clone_tree`] at `target` in the caller's mount
+/// namespace (`move_mount`).
+pub fn attach_tree(tree: &OwnedFd, target: &Path) -> io::Result<()> {
+    let c_target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: move_mount of a detached tree we own onto a NUL-terminated
+    // path that outlives the call; the empty path names `tree` itself.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// `mount_setattr` on a tree from [`clone_tree`]: sets `attrs`, idmapped

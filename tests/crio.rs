@@ -1,0 +1,278 @@
+//! conmon invoked exactly as CRI-O invokes it (create, start, exec, kill,
+//! delete with CRI-O's arguments), native and Wasm.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::callers::{assert_ok, rand_suffix};
+use common::{output_of, runlet_bin, Env};
+
+/// conmon with the arguments CRI-O gives it; the sync pipe (fd 3) carries
+/// back `{"pid": N}` after create, or `{"exit_code": N}` after an exec.
+fn conmon(env: &Env, args: &[String]) -> String {
+    let sync = env.dir.path().join(format!(
+        "sync-{}",
+        args.len() + std::process::id() as usize + rand_suffix()
+    ));
+    let mut quoted = String::new();
+    for a in args {
+        quoted.push_str(&format!(" '{a}'"));
+    }
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "_OCI_SYNCPIPE=3 exec conmon{quoted} 3>'{}'",
+            sync.display()
+        ))
+        .env("RUNLET_WASM_CACHE", env.wasm_cache());
+    assert_ok(&output_of(&mut c), "conmon");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = std::fs::read_to_string(&sync).unwrap_or_default();
+        if s.contains('}') {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "conmon never reported through the sync pipe"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// conmon's arguments for creating container `id`, as CRI-O passes them
+/// (with `-t` for a terminal), and the directory holding its files.
+fn conmon_create_args(env: &Env, id: &str, terminal: bool) -> (PathBuf, Vec<String>) {
+    let dir = env.dir.path().join(format!("crio-{id}"));
+    for d in ["exits", "persist", "sockets", "exec-exits"] {
+        std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+    }
+    let p = |name: &str| dir.join(name).to_str().expect("utf8").to_string();
+    let mut args: Vec<String> = vec![
+        "-b".into(),
+        env.bundle_str().into(),
+        "-c".into(),
+        id.into(),
+        "--exit-dir".into(),
+        p("exits"),
+        "-l".into(),
+        p("ctr.log"),
+        "--log-level".into(),
+        "info".into(),
+        "-n".into(),
+        format!("k8s_{id}_pod_default_0"),
+        "-P".into(),
+        p("conmon.pid"),
+        "-p".into(),
+        p("pidfile"),
+        "--persist-dir".into(),
+        p("persist"),
+        "-r".into(),
+        runlet_bin().to_str().expect("utf8").into(),
+        "--runtime-arg".into(),
+        format!("--root={}", env.root.display()),
+        "--socket-dir-path".into(),
+        p("sockets"),
+        "-u".into(),
+        id.into(),
+        "--log-size-max".into(),
+        "-1".into(),
+    ];
+    if terminal {
+        args.push("-t".into());
+    }
+    (dir, args)
+}
+
+/// The CRI-O flow for one container: conmon create, then start, state,
+/// exec through conmon, kill, delete --force, all with CRI-O's --root.
+fn crio_flow(
+    env: &Env,
+    id: &str,
+    terminal: bool,
+    expect_output: &str,
+    exec_args: &[&str],
+    exec_code: i32,
+) {
+    // runtime_root from the shipped drop-in, relocated under the test dir.
+    let dropin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/crio/10-runlet.conf"
+    ))
+    .expect("drop-in");
+    assert!(dropin.contains("runtime_root = \"/run/runlet\""));
+    let root = env.root.clone();
+    let bin = runlet_bin().to_str().expect("utf8").to_string();
+    let (dir, args) = conmon_create_args(env, id, terminal);
+    let p = |name: &str| dir.join(name).to_str().expect("utf8").to_string();
+    let sync = conmon(env, &args);
+    let pid: i64 = serde_json::from_str::<serde_json::Value>(&sync).expect("sync json")["pid"]
+        .as_i64()
+        .expect("pid");
+    assert!(pid > 0, "{sync}");
+    assert_eq!(env.state(id)["status"], "created");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("pidfile"))
+            .expect("pid file")
+            .trim(),
+        pid.to_string()
+    );
+
+    env.ok(&["start", id]);
+    assert_eq!(env.status(id), "running");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(dir.join("ctr.log"))
+        .unwrap_or_default()
+        .contains(expect_output)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no output in the CRI log: {:?}",
+            std::fs::read_to_string(dir.join("ctr.log"))
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(dir.join("ctr.log")).expect("log");
+    // The CRI log format: RFC3339 time, stream, tag, text.
+    let line = log
+        .lines()
+        .find(|l| l.contains(expect_output))
+        .expect("line");
+    assert!(
+        line.contains(if terminal { " stdout " } else { " stdout F " }),
+        "{line}"
+    );
+
+    // ExecSync goes through conmon: exec --process F --detach.
+    let process = dir.join("process.json");
+    std::fs::write(
+        &process,
+        serde_json::to_vec(&serde_json::json!({
+            "terminal": false, "user": {"uid": 0, "gid": 0}, "cwd": "/",
+            "args": exec_args, "env": ["PATH=/bin:/app"]
+        }))
+        .expect("json"),
+    )
+    .expect("write process.json");
+    let exec_sync = conmon(
+        env,
+        &[
+            "-c".into(),
+            id.into(),
+            "-u".into(),
+            format!("{id}-exec"),
+            "-n".into(),
+            format!("k8s_{id}_pod_default_0"),
+            "-r".into(),
+            bin.clone(),
+            "--runtime-arg".into(),
+            format!("--root={}", root.display()),
+            "-p".into(),
+            p("exec.pid"),
+            "-l".into(),
+            p("exec.log"),
+            "--exit-dir".into(),
+            p("exec-exits"),
+            "--socket-dir-path".into(),
+            p("sockets"),
+            "-e".into(),
+            "--exec-process-spec".into(),
+            process.to_str().expect("utf8").into(),
+        ],
+    );
+    let code =
+        serde_json::from_str::<serde_json::Value>(&exec_sync).expect("json")["exit_code"].as_i64();
+    assert_eq!(code, Some(exec_code as i64), "{exec_sync}");
+
+    // StopContainer: TERM (ignored by a PID 1 without handlers), then KILL.
+    env.ok(&["kill", id, "TERM"]);
+    env.ok(&["kill", id, "SIGKILL"]);
+    let exit_file = dir.join("exits").join(id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !exit_file.exists() {
+        assert!(Instant::now() < deadline, "conmon wrote no exit file");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        std::fs::read_to_string(&exit_file).expect("exit").trim(),
+        "137"
+    );
+    env.fails(&["kill", id, "KILL"], "container not running");
+    env.ok(&["delete", "--force", id]);
+    env.fails(&["state", id], "does not exist");
+    env.assert_gone(id);
+}
+
+#[test]
+fn crio_conmon_native() {
+    require!("conmon");
+    let env = Env::new("crio-native");
+    env.set_args(&["sh", "-c", "echo hello-crio; sleep 100"]);
+    crio_flow(
+        &env,
+        &env.id("n"),
+        false,
+        "hello-crio",
+        &["sh", "-c", "echo from-exec; exit 4"],
+        4,
+    );
+    // With a terminal: conmon passes --console-socket and reads the pty.
+    env.config(|c| c["process"]["terminal"] = true.into());
+    crio_flow(
+        &env,
+        &env.id("t"),
+        true,
+        "hello-crio",
+        &["sh", "-c", "exit 0"],
+        0,
+    );
+}
+
+#[test]
+fn crio_conmon_wasm() {
+    require!("conmon");
+    let env = Env::new_wasm("crio-wasm", &["/app/probe-p1.wasm", "info", "crio"]);
+    // CRI-O's pod annotation; the pause container would carry the sandbox marker.
+    env.config(|c| c["annotations"] = serde_json::json!({"run.oci.handler": "wasm-smart", "io.kubernetes.cri-o.ContainerType": "container"}));
+    // Under wasm-smart a native process (the shell) stays native; a module
+    // exec'd into it runs on the Wasm handler.
+    env.set_args(&["sh", "-c", "echo native-sidecar; sleep 100"]);
+    crio_flow(
+        &env,
+        &env.id("side"),
+        false,
+        "native-sidecar",
+        &["/app/exit42.wat"],
+        42,
+    );
+    // A container whose own process is the module.
+    env.set_args(&["/app/probe-p1.wasm", "info", "crio-wasm"]);
+    env.config(|c| c["annotations"] = serde_json::json!({"run.oci.handler": "wasm"}));
+    let id = env.id("w");
+    let (dir, args) = conmon_create_args(&env, &id, false);
+    let sync = conmon(&env, &args);
+    assert!(sync.contains("\"pid\""), "{sync}");
+    env.ok(&["start", &id]);
+    let exit_file = dir.join("exits").join(&id);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !exit_file.exists() {
+        assert!(Instant::now() < deadline, "the module never exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        std::fs::read_to_string(&exit_file).expect("exit").trim(),
+        "0"
+    );
+    let log = std::fs::read_to_string(dir.join("ctr.log")).expect("log");
+    assert!(
+        log.contains("stdout F argv=/app/probe-p1.wasm info crio-wasm"),
+        "{log}"
+    );
+    env.ok(&["delete", "--force", &id]);
+    env.assert_gone(&id);
+}
