@@ -490,6 +490,38 @@ fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("container {id}: removing cgroup: {e}"))
 }
 
+/// On cgroup v2 (cgroupfs), the block IO weight goes in as runc writes it:
+/// libcgroups 0.7 converts it to io.weight in 16-bit arithmetic that
+/// overflows for any weight above 16 (a panic in a debug build, a wrong
+/// weight in a release one). runc writes the weight as is to io.bfq.weight
+/// when BFQ is there, else `1 + (w - 10) * 9999 / 990` to io.weight; runlet
+/// passes that through `unified` and takes the weight out of what
+/// libcgroups sees. (systemd takes the weight as a unit property instead.)
+pub fn v2_block_io_weight(
+    resources: &mut libcontainer::oci_spec::runtime::LinuxResources,
+    systemd: bool,
+) {
+    if systemd || !unified() {
+        return;
+    }
+    let Some(mut blkio) = resources.block_io().clone() else {
+        return;
+    };
+    let Some(weight) = blkio.weight().filter(|w| *w > 0) else {
+        return;
+    };
+    let mut unified_keys = resources.unified().clone().unwrap_or_default();
+    if Path::new("/sys/module/bfq").exists() {
+        unified_keys.insert("io.bfq.weight".into(), weight.to_string());
+    } else {
+        let w = 1 + (u32::from(weight).saturating_sub(10)) * 9999 / 990;
+        unified_keys.insert("io.weight".into(), format!("default {w}"));
+    }
+    blkio.set_weight(None);
+    resources.set_block_io(Some(blkio));
+    resources.set_unified(Some(unified_keys));
+}
+
 /// Device rules runlet adds in front of the config's: deny everything
 /// first, as runc does. libcgroups' v1 controller writes only the config's
 /// rules and its defaults into `devices.allow`, so a new cgroup keeps the

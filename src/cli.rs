@@ -120,6 +120,8 @@ pub enum Command {
     Pause(IdArg),
     /// Resume all processes of a paused container
     Resume(IdArg),
+    /// Update a container's resource limits (cgroups)
+    Update(UpdateArgs),
     /// Create a default config.json in the bundle
     Spec(SpecArgs),
     /// Print the features this runtime supports, as OCI features JSON
@@ -141,6 +143,64 @@ pub enum CacheAction {
     List,
     /// Remove every entry
     Clear,
+}
+
+/// `update`, with runc's flags. Sizes take runc's units (`64m`, `1g`).
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// A JSON file with the resources to change (the runtime spec's
+    /// `linux.resources`), or - for standard input
+    #[arg(short = 'r', long)]
+    pub resources: Option<PathBuf>,
+    /// Block IO weight, 10 to 1000
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period (microseconds)
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota (microseconds per period; -1: no limit)
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
+    pub cpu_share: Option<u64>,
+    /// Realtime CPU period (microseconds)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// Realtime CPU runtime (microseconds per period)
+    #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPUs to use (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory reservation (soft limit)
+    #[arg(long = "memory-reservation", allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids (-1 or 0: no limit)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Obsolete in runc; accepted and ignored
+    #[arg(long = "kernel-memory", hide = true)]
+    pub kernel_memory: Option<String>,
+    /// Obsolete in runc; accepted and ignored
+    #[arg(long = "kernel-memory-tcp", hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Intel RDT L3 cache schema (not supported)
+    #[arg(long = "l3-cache-schema")]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported)
+    #[arg(long = "mem-bw-schema")]
+    pub mem_bw_schema: Option<String>,
+    pub container_id: String,
 }
 
 #[derive(Args, Debug)]

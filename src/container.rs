@@ -146,6 +146,13 @@ fn build_init(
 
     // After the copy for `exec` is saved: what libcontainer gets differs.
     let late = crate::late::Late::split(&mut spec)?;
+    if let Some(mut linux) = spec.linux().clone() {
+        if let Some(mut resources) = linux.resources().clone() {
+            crate::cgroups::v2_block_io_weight(&mut resources, req.systemd);
+            linux.set_resources(Some(resources));
+            spec.set_linux(Some(linux));
+        }
+    }
     let host_dev = crate::dev::take_host_dev(&mut spec)?;
     // Detached when this returns: the container's clones of them remain.
     let _nodes = crate::dev::stage_missing_nodes(&mut spec, dir)?;

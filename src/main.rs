@@ -72,7 +72,10 @@ fn main() {
     if let Some(code) = idmap::run_as_helper() {
         std::process::exit(code);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     if cli.global.version {
         print!("{}", commands::features::version_text());
         return;
@@ -92,6 +95,34 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// A command line clap refuses: `--help` and `--version` print as usual;
+/// anything else is one error line in runc's shape (clap's own report
+/// spans several lines) and exit status 1, as runc's usage errors.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let mut usage = None;
+    let mut parts = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if !line.starts_with("For more information") && !line.starts_with("tip:") {
+            parts.push(line.trim_start_matches("error: ").to_string());
+        }
+    }
+    let mut msg = parts.join(" ");
+    if let Some(u) = usage {
+        msg.push_str(&format!(" (usage: {u})"));
+    }
+    eprintln!("{}", logging::stderr_line("error", &msg));
+    std::process::exit(1)
 }
 
 fn run(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {

@@ -399,3 +399,16 @@ fn create_fails_msg(env: &Env, id: &str) -> String {
     env.assert_gone(id);
     common::error_message(&err)
 }
+
+/// A command line runlet cannot parse is one error line too (clap's own
+/// report spans several), with exit status 1 as runc's usage errors.
+#[test]
+fn usage_errors_are_one_line() {
+    let env = Env::new("err-usage");
+    env.fails(&["kill"], "<CONTAINER_ID>");
+    env.fails(&["create", "--bogus", "x"], "'--bogus'");
+    env.fails(&["nosuchcommand"], "'nosuchcommand'");
+    let out = env.run(&["--help"]);
+    assert!(out.status.success(), "--help failed");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+}

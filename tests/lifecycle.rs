@@ -40,7 +40,7 @@ fn create_start_kill_delete() {
     let pid = st["pid"].as_i64().expect("pid") as i32;
     assert!(pid > 0 && alive(pid));
     // runc's default cgroup path when cgroupsPath is unset: <caller's>/<id>.
-    let pids_dir = common::cgroup_v1_dir("pids", &id);
+    let pids_dir = common::cgroup_dir_of("pids", &id);
     assert!(
         pids_dir.exists(),
         "cgroup {} not created",
@@ -317,10 +317,14 @@ fn pause_and_resume() {
     env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
     env.ok(&["pause", &id]);
     assert_eq!(env.status(&id), "paused");
-    let freezer =
-        std::fs::read_to_string(common::cgroup_v1_dir("freezer", &id).join("freezer.state"))
-            .expect("freezer");
-    assert_eq!(freezer.trim(), "FROZEN");
+    let (file, frozen) = if common::cgroup_v2() {
+        ("cgroup.freeze", "1")
+    } else {
+        ("freezer.state", "FROZEN")
+    };
+    let state =
+        std::fs::read_to_string(common::cgroup_dir_of("freezer", &id).join(file)).expect("freezer");
+    assert_eq!(state.trim(), frozen);
     env.fails(&["resume", &env.id("nope")], "does not exist");
     env.ok(&["resume", &id]);
     assert_eq!(env.status(&id), "running");
@@ -629,7 +633,7 @@ fn cgroup_manager_disabled_keeps_the_container_in_the_callers_cgroups() {
     let ours = std::fs::read_to_string("/proc/self/cgroup").expect("cgroup");
     assert_eq!(theirs, ours, "the container left the caller's cgroups");
     for ctl in ["memory", "pids", "cpu", "freezer", "devices"] {
-        let p = common::cgroup_v1_dir(ctl, &id);
+        let p = common::cgroup_dir_of(ctl, &id);
         assert!(
             !p.exists(),
             "a cgroup was left for the container: {}",
@@ -653,5 +657,127 @@ fn cgroup_manager_disabled_keeps_the_container_in_the_callers_cgroups() {
     env.wait_status(&id, "stopped");
     run(&["delete", &id]);
     assert!(!common::alive(init));
+    env.assert_gone(&id);
+}
+
+/// Reads a cgroup file of default-placed container `id`: `v1` = (controller,
+/// file) on the hybrid v1 hosts, `v2` on a pure v2 host (scripts/vm-test).
+fn cg_read(id: &str, v1: (&str, &str), v2: &str) -> String {
+    let (dir, file) = if common::cgroup_v2() {
+        (common::cgroup_dir_of("", id), v2)
+    } else {
+        (common::cgroup_dir_of(v1.0, id), v1.1)
+    };
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+        .trim()
+        .to_string()
+}
+
+/// runlet with `input` on its standard input.
+fn run_with_stdin(env: &Env, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// `update` as runc has it: flags, `--resources -` (CRI-O's and
+/// containerd's way), values merged into what the container has, refused
+/// with the field named, and for a stopped container.
+#[test]
+fn update_changes_limits_of_a_live_container() {
+    require_root!();
+    let env = Env::new("update");
+    let id = env.id("u");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    env.ok(&[
+        "update",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cpu-quota",
+        "50000",
+        "--cpu-period",
+        "100000",
+        &id,
+    ]);
+    let mem = || cg_read(&id, ("memory", "memory.limit_in_bytes"), "memory.max");
+    let pids = || cg_read(&id, ("pids", "pids.max"), "pids.max");
+    let quota = || {
+        if common::cgroup_v2() {
+            cg_read(&id, ("", ""), "cpu.max")
+        } else {
+            cg_read(&id, ("cpu", "cpu.cfs_quota_us"), "")
+        }
+    };
+    assert_eq!(mem(), "67108864");
+    assert_eq!(pids(), "50");
+    let want_quota = if common::cgroup_v2() {
+        "50000 100000"
+    } else {
+        "50000"
+    };
+    assert_eq!(quota(), want_quota);
+
+    // A resources object on stdin changes what it names and keeps the rest.
+    let out = run_with_stdin(
+        &env,
+        &["update", "--resources", "-", &id],
+        r#"{"memory": {"limit": 134217728}, "pids": {"limit": 60}}"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mem(), "134217728");
+    assert_eq!(pids(), "60");
+    assert_eq!(quota(), want_quota);
+    // Saved: the next update starts from it.
+    env.ok(&["update", "--pids-limit", "70", &id]);
+    assert_eq!(mem(), "134217728");
+    assert_eq!(pids(), "70");
+    if !common::cgroup_v2() {
+        // libcgroups rewrites its default device rules on every apply.
+        let list =
+            std::fs::read_to_string(common::cgroup_dir_of("devices", &id).join("devices.list"))
+                .unwrap_or_default();
+        for unwanted in ["a *:* rwm", "c 10:200 rwm", "c 5:1 rwm"] {
+            assert!(
+                !list.contains(unwanted),
+                "{unwanted} allowed after update: {list}"
+            );
+        }
+    }
+
+    env.fails(&["update", "--memory", "lots", &id], "--memory \"lots\"");
+    let out = run_with_stdin(
+        &env,
+        &["update", "--resources", "-", &id],
+        r#"{"memory": {"limit": "x"}}"#,
+    );
+    let err = common::error_message(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("linux.resources.memory.limit"), "{err}");
+    assert_eq!(mem(), "134217728", "a refused update changed the cgroup");
+
+    env.ok(&["kill", &id, "KILL"]);
+    env.wait_status(&id, "stopped");
+    env.fails(&["update", "--memory", "64m", &id], "container not running");
+    env.ok(&["delete", &id]);
     env.assert_gone(&id);
 }

@@ -190,6 +190,45 @@ fn podman_memory_and_pids_limits() {
         "15 processes under pids.max=10: {}",
         text(&out.stderr)
     );
+
+    // `podman update` resizes a running container through `runlet update`.
+    let out = prun(
+        &p,
+        &env,
+        &[
+            "-d",
+            "--name",
+            "resize",
+            "--memory",
+            "32m",
+            "localhost/rl-bb",
+            "sleep",
+            "100",
+        ],
+    );
+    assert_ok(&out, "podman run -d");
+    assert_ok(
+        &p.run(
+            &env,
+            &["update", "--memory", "64m", "--cpu-shares", "512", "resize"],
+        ),
+        "podman update",
+    );
+    let out = p.run(
+        &env,
+        &[
+            "exec",
+            "resize",
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/cpu/cpu.shares",
+        ],
+    );
+    assert_eq!(assert_ok(&out, "podman exec"), "67108864\n512\n");
+    assert_ok(
+        &p.run(&env, &["rm", "-f", "-t", "0", "resize"]),
+        "podman rm",
+    );
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn leftovers(env: &Env, id: &str) -> Vec<String> {
         out.push("state dir".to_string());
     }
     for ctl in ["memory", "pids", "cpu", "freezer", "devices"] {
-        let p = common::cgroup_v1_dir(ctl, id);
+        let p = common::cgroup_dir_of(ctl, id);
         if p.exists() {
             out.push(format!("cgroup {}", p.display()));
         }

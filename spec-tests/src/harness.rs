@@ -422,12 +422,23 @@ pub fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, want: T, saw: T) ->
 }
 
 /// A v1 controller directory of a cgroups path, from the host.
+/// The directory of cgroup `path`: in `controller`'s v1 hierarchy, or the
+/// unified one on a cgroup v2 host.
 pub fn cgroup_dir(controller: &str, path: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join(path.trim_start_matches('/'))
+    let base = Path::new("/sys/fs/cgroup");
+    let base = if host_is_cgroup_v2() {
+        base.to_path_buf()
+    } else {
+        base.join(controller)
+    };
+    base.join(path.trim_start_matches('/'))
 }
 
 pub fn host_is_cgroup_v1() -> bool {
     Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+}
+
+/// A pure cgroup v2 host (scripts/vm-test boots one).
+pub fn host_is_cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }

@@ -13,6 +13,7 @@ pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
+pub mod update;
 pub mod wasm_cache;
 
 use crate::cli::Command;
@@ -31,6 +32,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::List(a) => list::run(ctx, &a),
         Command::Pause(a) => pause::pause(ctx, &a.container_id),
         Command::Resume(a) => pause::resume(ctx, &a.container_id),
+        Command::Update(a) => update::run(ctx, &a),
         Command::Spec(a) => spec::run(&a, ctx.rootless),
         Command::Features => features::run(),
         Command::WasmCache(a) => wasm_cache::run(ctx, &a),

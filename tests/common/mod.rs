@@ -200,7 +200,7 @@ impl Env {
             "state dir of {id} left behind"
         );
         for ctl in ["memory", "pids", "cpu", "freezer", "devices"] {
-            let p = cgroup_v1_dir(ctl, id);
+            let p = cgroup_dir_of(ctl, id);
             assert!(!p.exists(), "cgroup {} left behind", p.display());
         }
     }
@@ -224,9 +224,11 @@ impl Env {
             .parse()
             .expect("num");
         let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        // v1: the pids hierarchy's line; v2: the one `0::` line.
         assert!(
             cg.lines()
-                .any(|l| l.contains("pids:") && l.ends_with(&format!("/{id}"))),
+                .any(|l| (l.contains("pids:") || l.starts_with("0::"))
+                    && l.ends_with(&format!("/{id}"))),
             "{cg}"
         );
     }
@@ -418,6 +420,14 @@ pub fn alive(pid: i32) -> bool {
 /// of this process's controller paths when the others lie above it.
 pub fn default_cgroup_parent() -> PathBuf {
     let own = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+    if cgroup_v2() {
+        // One line, `0::/path`.
+        let path = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("/");
+        return PathBuf::from(path);
+    }
     let paths: Vec<PathBuf> = own
         .lines()
         .filter_map(|l| {
@@ -438,17 +448,26 @@ pub fn default_cgroup_parent() -> PathBuf {
     deepest
 }
 
-/// The v1 directory of controller `ctl` for a container `id` placed by
-/// default.
-pub fn cgroup_v1_dir(ctl: &str, id: &str) -> PathBuf {
-    Path::new("/sys/fs/cgroup")
-        .join(ctl)
-        .join(
-            default_cgroup_parent()
-                .strip_prefix("/")
-                .unwrap_or(Path::new("")),
-        )
-        .join(id)
+/// A pure cgroup v2 host (scripts/vm-test boots one); else hybrid v1.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The cgroup directory of a container `id` placed by default: in
+/// controller `ctl`'s v1 hierarchy, or the unified one on a v2 host.
+pub fn cgroup_dir_of(ctl: &str, id: &str) -> PathBuf {
+    let base = Path::new("/sys/fs/cgroup");
+    let base = if cgroup_v2() {
+        base.to_path_buf()
+    } else {
+        base.join(ctl)
+    };
+    base.join(
+        default_cgroup_parent()
+            .strip_prefix("/")
+            .unwrap_or(Path::new("")),
+    )
+    .join(id)
 }
 
 /// A directory bind-mounted read-only onto itself; unmounted on drop.
