@@ -490,6 +490,83 @@ fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("container {id}: removing cgroup: {e}"))
 }
 
+/// cgroup v2 has no device files: libcgroups attaches an eBPF program made
+/// from the config's rules followed by its defaults, which allow
+/// /dev/console (5:1) and tun (10:200) as well; the later allow wins over a
+/// config's deny. runlet replaces that program with one made the same way
+/// from the config's rules and runc's defaults alone (the same device list
+/// as on v1, see above).
+fn v2_device_program(
+    config: &CgroupConfig,
+    spec: &libcontainer::oci_spec::runtime::Spec,
+) -> Result<()> {
+    use libcgroups::v2::devices::{bpf::prog, emulator::Emulator, program::Program};
+    use libcontainer::oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
+    use std::os::fd::AsRawFd;
+    let dir = Path::new("/sys/fs/cgroup").join(
+        config
+            .cgroup_path
+            .strip_prefix("/")
+            .unwrap_or(&config.cgroup_path),
+    );
+    let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(typ)
+            .access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build()
+    };
+    let c = LinuxDeviceType::C;
+    let mut rules = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    // runc's defaults: mknod of anything; null, zero, full, tty, urandom,
+    // random, the pts devices and ptmx.
+    let defaults = [
+        rule(c, None, None, "m"),
+        rule(LinuxDeviceType::B, None, None, "m"),
+        rule(c, Some(1), Some(3), "rwm"),
+        rule(c, Some(1), Some(5), "rwm"),
+        rule(c, Some(1), Some(7), "rwm"),
+        rule(c, Some(5), Some(0), "rwm"),
+        rule(c, Some(1), Some(9), "rwm"),
+        rule(c, Some(1), Some(8), "rwm"),
+        rule(c, Some(136), None, "rwm"),
+        rule(c, Some(5), Some(2), "rwm"),
+    ];
+    for d in defaults {
+        rules.push(d.map_err(|e| anyhow::anyhow!("device rule: {e}"))?);
+    }
+    let mut emulator = Emulator::with_default_allow(false);
+    emulator.add_rules(&rules);
+    let program = Program::from_rules(&emulator.rules, emulator.default_allow)
+        .map_err(|e| anyhow::anyhow!("linux.resources.devices: {e}"))?;
+    let fail =
+        |e: &dyn std::fmt::Display| anyhow::anyhow!("device rules for {}: {e}", dir.display());
+    prog::bump_memlock_rlimit().map_err(|e| fail(&e))?;
+    let prog_fd = prog::load("Apache", program.bytecodes()).map_err(|e| fail(&e))?;
+    // SAFETY: prog_fd was just returned by BPF_PROG_LOAD and is ours.
+    let prog_fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(prog_fd) };
+    let cgroup = std::fs::File::open(&dir).map_err(|e| fail(&e))?;
+    let old = prog::query(cgroup.as_raw_fd()).map_err(|e| fail(&e))?;
+    prog::attach(prog_fd.as_raw_fd(), cgroup.as_raw_fd()).map_err(|e| fail(&e))?;
+    for p in old {
+        prog::detach2(p.fd, cgroup.as_raw_fd()).map_err(|e| fail(&e))?;
+        // SAFETY: query returned an fd for each program, owned by us.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(p.fd) });
+    }
+    Ok(())
+}
+
 /// On cgroup v2 (cgroupfs), the block IO weight goes in as runc writes it:
 /// libcgroups 0.7 converts it to io.weight in 16-bit arithmetic that
 /// overflows for any weight above 16 (a panic in a debug build, a wrong
@@ -555,8 +632,11 @@ pub fn deny_extra_defaults(
     spec: &libcontainer::oci_spec::runtime::Spec,
 ) -> Result<()> {
     use libcontainer::oci_spec::runtime::LinuxDeviceType;
-    if config.systemd_cgroup || unified() {
+    if config.systemd_cgroup {
         return Ok(());
+    }
+    if unified() {
+        return v2_device_program(config, spec);
     }
     let allowed_by_config = |major: i64, minor: i64| {
         spec.linux()

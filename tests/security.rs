@@ -299,12 +299,18 @@ fn devices_are_denied_unless_allowed() {
             &id,
             "busybox mknod /dev/kmsg-test c 1 11 && echo MADE; \
              (exec 3>>/dev/kmsg-test) 2>/dev/null && echo OPENED; \
+             busybox mknod /dev/console-test c 5 1; busybox mknod /dev/tun-test c 10 200; \
+             for d in console-test tun-test; do \
+               (exec 3>>/dev/$d) 2>/dev/null && echo OPENED-$d; done; \
              (exec 3>>/dev/null) && echo NULL-OK",
         );
         assert!(out.contains("NULL-OK"), "{out}");
+        // Nor /dev/console (5:1) or tun (10:200), which libcgroups allows
+        // by default and runc does not (v1: devices.deny; v2: runlet's own
+        // eBPF program).
         assert!(
             !out.contains("OPENED"),
-            "{resources}: /dev/kmsg opened inside the container: {out}"
+            "{resources}: a denied device opened inside the container: {out}"
         );
         let list =
             std::fs::read_to_string(common::cgroup_dir_of("devices", &id).join("devices.list"))

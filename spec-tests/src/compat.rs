@@ -335,7 +335,9 @@ fn seccomp_listener(ctx: &mut Ctx, rules: serde_json::Value) -> TestResult {
     })?;
     let bundle = ctx.bundle_str();
     ctx.ok(&["create", "--bundle", &bundle, &ctx.id])?;
-    let (msg, fd) = accept_with_fd(&listener, std::time::Duration::from_secs(60))
+    // libcontainer connects and sends before `create` returns: the wait is
+    // only for a slow accept queue, not for the runtime.
+    let (msg, fd) = accept_with_fd(&listener, std::time::Duration::from_secs(10))
         .map_err(|e| format!("seccomp agent: {e}"))?;
     let state: serde_json::Value = serde_json::from_slice(&msg).map_err(|e| {
         format!(
