@@ -122,6 +122,8 @@ pub enum Command {
     Resume(IdArg),
     /// Update a container's resource limits (cgroups)
     Update(UpdateArgs),
+    /// Show a container's resource usage (runc's JSON), once or as a stream
+    Events(EventsArgs),
     /// Create a default config.json in the bundle
     Spec(SpecArgs),
     /// Print the features this runtime supports, as OCI features JSON
@@ -200,6 +202,17 @@ pub struct UpdateArgs {
     /// Intel RDT memory bandwidth schema (not supported)
     #[arg(long = "mem-bw-schema")]
     pub mem_bw_schema: Option<String>,
+    pub container_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Print the container's stats once and exit
+    #[arg(long)]
+    pub stats: bool,
+    /// How often to print stats in the stream (a Go duration: 5s, 100ms)
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
     pub container_id: String,
 }
 

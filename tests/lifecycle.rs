@@ -781,3 +781,48 @@ fn update_changes_limits_of_a_live_container() {
     env.ok(&["delete", &id]);
     env.assert_gone(&id);
 }
+
+/// `events --stats` once, and the stream, which ends when the container
+/// stops; both in runc's JSON shape.
+#[test]
+fn events_report_stats_and_end_with_the_container() {
+    require_root!();
+    let env = Env::new("events");
+    env.set_args(&["sh", "-c", "while true; do sleep 0.05; done"]);
+    let id = env.id("e");
+    env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
+    let out = env.ok(&["events", "--stats", &id]);
+    let ev: serde_json::Value = serde_json::from_str(out.trim()).expect("events JSON");
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], id.as_str());
+    let data = &ev["data"];
+    assert!(data["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{ev}");
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{ev}"
+    );
+    assert!(data["cpu"]["usage"]["total"].as_u64().is_some(), "{ev}");
+
+    let mut stream = env
+        .cmd()
+        .args(["events", "--interval", "100ms", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("events");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        stream.stdout.take().expect("stdout"),
+    ));
+    let first = lines.next().expect("a first event").expect("read");
+    let ev: serde_json::Value = serde_json::from_str(&first).expect("event JSON");
+    assert_eq!(ev["type"], "stats");
+    env.ok(&["kill", &id, "KILL"]);
+    // The stream ends by itself once the container has stopped.
+    for line in lines {
+        line.expect("read");
+    }
+    let status = stream.wait().expect("wait");
+    assert!(status.success(), "events ended with {status}");
+    env.fails(&["events", "--stats", &id], "container not running");
+    env.ok(&["delete", &id]);
+}

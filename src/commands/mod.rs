@@ -3,6 +3,7 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod exec;
 pub mod features;
 pub mod kill;
@@ -33,6 +34,7 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Pause(a) => pause::pause(ctx, &a.container_id),
         Command::Resume(a) => pause::resume(ctx, &a.container_id),
         Command::Update(a) => update::run(ctx, &a),
+        Command::Events(a) => events::run(ctx, &a),
         Command::Spec(a) => spec::run(&a, ctx.rootless),
         Command::Features => features::run(),
         Command::WasmCache(a) => wasm_cache::run(ctx, &a),

@@ -1,0 +1,154 @@
+//! `events`: a container's resource usage in runc's JSON shape —
+//! `--stats` once, or a stream every `--interval` that ends when the
+//! container stops. The figures are libcgroups' (v1, v2 or systemd),
+//! renamed to runc's `types.Stats` keys.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use libcgroups::common::CgroupManager;
+use libcgroups::stats::{BlkioDeviceStat, MemoryData, Stats};
+use libcontainer::container::ContainerStatus;
+use serde_json::{json, Value};
+
+use crate::cli::EventsArgs;
+use crate::state;
+use crate::Ctx;
+
+pub fn run(ctx: &Ctx, args: &EventsArgs) -> Result<i32> {
+    let id = &args.container_id;
+    let interval = parse_interval(&args.interval)?;
+    let l = state::load(&ctx.root, id)?;
+    if l.container.status() == ContainerStatus::Stopped {
+        bail!("container not running");
+    }
+    if l.extra.cgroups_disabled {
+        bail!("container {id} has no cgroup (created with --cgroup-manager=disabled)");
+    }
+    let config = l
+        .container
+        .spec()
+        .map_err(|e| anyhow!("container {id}: {e}"))?;
+    let manager = libcgroups::common::create_cgroup_manager(crate::container::cgroup_config(
+        config.cgroup_path,
+        l.container.systemd(),
+        id,
+    ))
+    .map_err(|e| anyhow!("container {id}: cgroup: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let stats = manager
+            .stats()
+            .map_err(|e| anyhow!("container {id}: reading its cgroup: {e}"))?;
+        let event = json!({"type": "stats", "id": id, "data": runc_stats(&stats)});
+        // A closed stdout (the caller stopped reading) ends the stream.
+        if writeln!(out, "{event}").and_then(|()| out.flush()).is_err() || args.stats {
+            return Ok(0);
+        }
+        std::thread::sleep(interval);
+        match state::load(&ctx.root, id) {
+            Ok(l) if l.container.status() != ContainerStatus::Stopped => {}
+            _ => return Ok(0),
+        }
+    }
+}
+
+/// libcgroups' figures under runc's `types.Stats` names.
+fn runc_stats(s: &Stats) -> Value {
+    let mem = |m: &MemoryData| json!({"usage": m.usage, "max": m.max_usage, "failcnt": m.fail_count, "limit": m.limit});
+    let blk = |v: &[BlkioDeviceStat]| -> Value {
+        v.iter()
+            .map(|d| {
+                json!({"major": d.major, "minor": d.minor,
+                       "op": d.op_type.clone().unwrap_or_default(), "value": d.value})
+            })
+            .collect()
+    };
+    let hugetlb: serde_json::Map<String, Value> = s
+        .hugetlb
+        .iter()
+        .map(|(size, h)| {
+            (
+                size.clone(),
+                json!({"usage": h.usage, "max": h.max_usage, "failcnt": h.fail_count}),
+            )
+        })
+        .collect();
+    let u = &s.cpu.usage;
+    let t = &s.cpu.throttling;
+    json!({
+        "cpu": {
+            "usage": {"total": u.usage_total, "percpu": u.per_core_usage_total,
+                      "percpu_kernel": u.per_core_usage_kernel, "percpu_user": u.per_core_usage_user,
+                      "kernel": u.usage_kernel, "user": u.usage_user},
+            "throttling": {"periods": t.periods, "throttledPeriods": t.throttled_periods,
+                           "throttledTime": t.throttled_time},
+        },
+        "memory": {
+            "cache": s.memory.cache,
+            "usage": mem(&s.memory.memory),
+            "swap": mem(&s.memory.memswap),
+            "kernel": mem(&s.memory.kernel),
+            "kernelTCP": mem(&s.memory.kernel_tcp),
+            "raw": s.memory.stats,
+        },
+        "pids": {"current": s.pids.current, "limit": s.pids.limit},
+        "blkio": {
+            "ioServiceBytesRecursive": blk(&s.blkio.service_bytes),
+            "ioServicedRecursive": blk(&s.blkio.serviced),
+            "ioQueueRecursive": blk(&s.blkio.queued),
+            "ioServiceTimeRecursive": blk(&s.blkio.service_time),
+            "ioWaitTimeRecursive": blk(&s.blkio.wait_time),
+            "ioMergedRecursive": blk(&s.blkio.merged),
+            "ioTimeRecursive": blk(&s.blkio.time),
+            "sectorsRecursive": blk(&s.blkio.sectors),
+        },
+        "hugetlb": hugetlb,
+    })
+}
+
+/// A Go duration as runc takes it: `5s`, `100ms`, `1m`, `1.5s`.
+fn parse_interval(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("--interval {s:?}: not a duration (e.g. 5s, 100ms)"))?;
+    let secs = match unit {
+        "ns" => n / 1e9,
+        "us" | "µs" => n / 1e6,
+        "ms" => n / 1e3,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("--interval {s:?}: unknown unit {unit:?}"),
+    };
+    if secs <= 0.0 || !secs.is_finite() {
+        bail!("--interval {s:?}: must be positive");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_as_go_writes_them() {
+        assert_eq!(parse_interval("5s").ok(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_interval("100ms").ok(),
+            Some(Duration::from_millis(100))
+        );
+        assert_eq!(
+            parse_interval("1.5s").ok(),
+            Some(Duration::from_millis(1500))
+        );
+        assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("fast").is_err());
+    }
+}
