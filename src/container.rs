@@ -435,7 +435,7 @@ pub fn unmount_staged(dir: &Path) {
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("bind-") || name == "devnodes" {
+        if name.starts_with(crate::idmap::STAGE_PREFIX) || name == crate::dev::NODES_DIR {
             let _ = nix::mount::umount2(&entry.path(), nix::mount::MntFlags::MNT_DETACH);
         }
     }

@@ -27,6 +27,8 @@ use anyhow::{anyhow, bail, Result};
 use libcontainer::oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxNamespaceType, Spec};
 use nix::mount::MsFlags;
 
+use crate::idmap::Staged;
+
 /// The host's /dev (a clone of the bind source) to attach after create.
 pub struct HostDev {
     tree: OwnedFd,
@@ -157,19 +159,9 @@ impl HostDev {
     }
 }
 
-/// Device nodes made for a user-namespaced container; the tmpfs they are
-/// on is detached from the host when this is dropped (the container keeps
-/// its binds of them).
-pub struct StagedNodes(Option<PathBuf>);
-
-impl Drop for StagedNodes {
-    fn drop(&mut self) {
-        if let Some(p) = &self.0 {
-            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
-            let _ = std::fs::remove_dir(p);
-        }
-    }
-}
+/// Where device nodes are made in the state dir: a tmpfs, detached from
+/// the host once the container exists (its binds of the nodes remain).
+pub const NODES_DIR: &str = "devnodes";
 
 /// The file type bits of a device's `type`.
 fn kind(d: &LinuxDevice) -> Option<libc::mode_t> {
@@ -200,10 +192,10 @@ fn host_has(d: &LinuxDevice) -> bool {
 /// With a new user namespace: every `linux.devices` node the host lacks is
 /// made under `<dir>/devnodes` and given to libcontainer as a bind mount
 /// instead of a device (see the module doc).
-pub fn stage_missing_nodes(spec: &mut Spec, dir: &Path) -> Result<StagedNodes> {
+pub fn stage_missing_nodes(spec: &mut Spec, dir: &Path) -> Result<Staged> {
     use libcontainer::oci_spec::runtime::MountBuilder;
     use std::os::unix::ffi::OsStrExt;
-    let mut staged = StagedNodes(None);
+    let mut staged = Staged::none();
     if !crate::spec::new_namespace(spec, LinuxNamespaceType::User) {
         return Ok(staged);
     }
@@ -217,7 +209,7 @@ pub fn stage_missing_nodes(spec: &mut Spec, dir: &Path) -> Result<StagedNodes> {
     if missing.is_empty() {
         return Ok(staged);
     }
-    let stage = dir.join("devnodes");
+    let stage = dir.join(NODES_DIR);
     std::fs::create_dir_all(&stage).map_err(|e| anyhow!("{}: {e}", stage.display()))?;
     nix::mount::mount(
         Some("tmpfs"),
@@ -227,7 +219,7 @@ pub fn stage_missing_nodes(spec: &mut Spec, dir: &Path) -> Result<StagedNodes> {
         Some("mode=755,size=64k"),
     )
     .map_err(|e| anyhow!("{}: mounting a tmpfs: {e}", stage.display()))?;
-    staged.0 = Some(stage.clone());
+    staged.push(stage.clone());
     let mut mounts = spec.mounts().clone().unwrap_or_default();
     for (i, d) in missing.iter().enumerate() {
         let field = format!("linux.devices {}", d.path().display());

@@ -100,8 +100,23 @@ fn write_map(file: &str, args: &[String]) -> Result<()> {
 /// attached at a staging path in the container's state dir. The config then
 /// names that path as a plain bind source: libcontainer's own clone of it
 /// keeps the idmapping. The staging mounts are detached once the container
-/// exists (its clones live on).
+/// exists (its clones live on). `dev` stages its device nodes the same way.
 pub struct Staged(Vec<PathBuf>);
+
+/// The staging paths' prefix in the state dir (`bind-<mount index>`).
+pub const STAGE_PREFIX: &str = "bind-";
+
+impl Staged {
+    /// Nothing staged yet.
+    pub fn none() -> Staged {
+        Staged(Vec::new())
+    }
+
+    /// Detach (and remove) `path` with the rest.
+    pub fn push(&mut self, path: PathBuf) {
+        self.0.push(path);
+    }
+}
 
 impl Drop for Staged {
     fn drop(&mut self) {
@@ -115,7 +130,7 @@ impl Drop for Staged {
 /// Stages every idmapped mount of `spec` (see [`Staged`]).
 pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
     use std::os::fd::AsRawFd;
-    let mut staged = Staged(Vec::new());
+    let mut staged = Staged::none();
     let Some(mut mounts) = spec.mounts().clone() else {
         return Ok(staged);
     };
@@ -182,7 +197,7 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
             )
             .map_err(|e| anyhow!("{field}: idmapping {}: {e}", source.display()))?;
         }
-        let stage = dir.join(format!("bind-{i}"));
+        let stage = dir.join(format!("{STAGE_PREFIX}{i}"));
         if std::fs::metadata(&source).is_ok_and(|m| m.is_dir()) {
             std::fs::create_dir_all(&stage)?;
         } else {
@@ -192,7 +207,7 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
             let _ = std::fs::remove_dir(&stage).or_else(|_| std::fs::remove_file(&stage));
             bail!("{field}: attaching the idmapped mount: {e}");
         }
-        staged.0.push(stage.clone());
+        staged.push(stage.clone());
         m.set_source(Some(stage));
         m.set_options(Some(
             options

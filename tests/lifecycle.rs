@@ -674,26 +674,6 @@ fn cg_read(id: &str, v1: (&str, &str), v2: &str) -> String {
         .to_string()
 }
 
-/// runlet with `input` on its standard input.
-fn run_with_stdin(env: &Env, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = env
-        .cmd()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait")
-}
-
 /// `update` as runc has it: flags, `--resources -` (CRI-O's and
 /// containerd's way), values merged into what the container has, refused
 /// with the field named, and for a stopped container.
@@ -734,8 +714,7 @@ fn update_changes_limits_of_a_live_container() {
     assert_eq!(quota(), want_quota);
 
     // A resources object on stdin changes what it names and keeps the rest.
-    let out = run_with_stdin(
-        &env,
+    let out = env.run_with_stdin(
         &["update", "--resources", "-", &id],
         r#"{"memory": {"limit": 134217728}, "pids": {"limit": 60}}"#,
     );
@@ -765,8 +744,7 @@ fn update_changes_limits_of_a_live_container() {
     }
 
     env.fails(&["update", "--memory", "lots", &id], "--memory \"lots\"");
-    let out = run_with_stdin(
-        &env,
+    let out = env.run_with_stdin(
         &["update", "--resources", "-", &id],
         r#"{"memory": {"limit": "x"}}"#,
     );

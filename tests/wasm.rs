@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::Env;
 use serde_json::{json, Value};
 
@@ -421,16 +419,10 @@ fn guest_cannot_escape() {
 fn wasm_stdio_and_terminal() {
     require_root!();
     let env = Env::new_wasm("wasm-stdio", &["/app/probe-p1.wasm", "stdin"]);
-    let mut child = env
-        .cmd()
-        .args(["run", "--bundle", env.bundle_str(), &env.id("in")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"piped-input")
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
+    let out = env.run_with_stdin(
+        &["run", "--bundle", env.bundle_str(), &env.id("in")],
+        "piped-input",
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "stdin:piped-input");
 }
 
