@@ -167,6 +167,72 @@ fn hierarchy_dirs(cgroup_path: &Path) -> Option<Vec<PathBuf>> {
     )
 }
 
+/// The directory holding the memory controller's files of the cgroup at
+/// `cgroups_path` (as libcontainer was given it): the v1 memory hierarchy's
+/// or the unified one's. A systemd `slice:prefix:name` path is expanded as
+/// systemd places the scope (`a-b.slice` is `/a.slice/a-b.slice`).
+pub fn memory_dir(cgroups_path: &Path, systemd: bool) -> Option<PathBuf> {
+    controller_dir(cgroups_path, systemd, "memory")
+}
+
+/// As `memory_dir`, for any v1 controller (the unified directory on v2).
+pub fn controller_dir(cgroups_path: &Path, systemd: bool, controller: &str) -> Option<PathBuf> {
+    let path = if systemd {
+        systemd_scope_path(&cgroups_path.to_string_lossy())?
+    } else {
+        cgroups_path.to_path_buf()
+    };
+    hierarchies(&path)?
+        .into_iter()
+        .find(|h| h.controllers.is_empty() || h.controllers.iter().any(|c| c == controller))
+        .map(|h| h.dir)
+}
+
+/// `slice:prefix:name` as a path below the cgroup root.
+fn systemd_scope_path(cgroups_path: &str) -> Option<PathBuf> {
+    let mut parts = cgroups_path.splitn(3, ':');
+    let (slice, prefix, name) = (parts.next()?, parts.next()?, parts.next()?);
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    let stem = slice.strip_suffix(".slice")?;
+    let mut path = PathBuf::from("/");
+    if stem != "-" {
+        let mut so_far = String::new();
+        for part in stem.split('-') {
+            if part.is_empty() {
+                return None;
+            }
+            so_far.push_str(part);
+            path.push(format!("{so_far}.slice"));
+            so_far.push('-');
+        }
+    }
+    let unit = if name.ends_with(".slice") {
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    path.push(unit);
+    Some(path)
+}
+
+/// How many processes the kernel's OOM killer has killed in the cgroup
+/// whose memory files are in `dir`: `oom_kill` of memory.events (v2) or of
+/// memory.oom_control (v1, kernel 4.13 and later).
+pub fn oom_kills(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("memory.events"))
+        .or_else(|_| std::fs::read_to_string(dir.join("memory.oom_control")))
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 /// One hierarchy's view of a cgroup path.
 struct Hierarchy {
     /// Where the hierarchy is mounted.
@@ -205,14 +271,19 @@ fn hierarchies(cgroup_path: &Path) -> Option<Vec<Hierarchy>> {
         if !dir.starts_with(&mountpoint) || out.iter().any(|h| h.dir == dir) {
             continue;
         }
-        let controllers = post
-            .split(' ')
-            .nth(2)
-            .unwrap_or_default()
-            .split(',')
-            .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
-            .map(str::to_string)
-            .collect();
+        // A v1 mount's options name its controllers; cgroup2's options
+        // (nsdelegate, memory_recursiveprot) are no controllers.
+        let controllers = if post.starts_with("cgroup2 ") {
+            Vec::new()
+        } else {
+            post.split(' ')
+                .nth(2)
+                .unwrap_or_default()
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+                .map(str::to_string)
+                .collect()
+        };
         out.push(Hierarchy {
             mountpoint,
             dir,
@@ -496,19 +567,10 @@ fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> Result<()> {
 /// config's deny. runlet replaces that program with one made the same way
 /// from the config's rules and runc's defaults alone (the same device list
 /// as on v1, see above).
-fn v2_device_program(
-    config: &CgroupConfig,
-    spec: &libcontainer::oci_spec::runtime::Spec,
-) -> Result<()> {
+fn v2_device_program(dir: &Path, spec: &libcontainer::oci_spec::runtime::Spec) -> Result<()> {
     use libcgroups::v2::devices::{bpf::prog, emulator::Emulator, program::Program};
     use libcontainer::oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType};
     use std::os::fd::AsRawFd;
-    let dir = Path::new("/sys/fs/cgroup").join(
-        config
-            .cgroup_path
-            .strip_prefix("/")
-            .unwrap_or(&config.cgroup_path),
-    );
     let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut b = LinuxDeviceCgroupBuilder::default()
             .allow(true)
@@ -556,7 +618,7 @@ fn v2_device_program(
     let prog_fd = prog::load("Apache", program.bytecodes()).map_err(|e| fail(&e))?;
     // SAFETY: prog_fd was just returned by BPF_PROG_LOAD and is ours.
     let prog_fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(prog_fd) };
-    let cgroup = std::fs::File::open(&dir).map_err(|e| fail(&e))?;
+    let cgroup = std::fs::File::open(dir).map_err(|e| fail(&e))?;
     let old = prog::query(cgroup.as_raw_fd()).map_err(|e| fail(&e))?;
     prog::attach(prog_fd.as_raw_fd(), cgroup.as_raw_fd()).map_err(|e| fail(&e))?;
     for p in old {
@@ -567,18 +629,149 @@ fn v2_device_program(
     Ok(())
 }
 
+/// The container's directory in the unified hierarchy (its scope's, with
+/// the systemd driver).
+fn unified_dir(config: &CgroupConfig) -> Option<PathBuf> {
+    let path = if config.systemd_cgroup {
+        systemd_scope_path(&config.cgroup_path.to_string_lossy())?
+    } else {
+        clean(&config.cgroup_path)
+    };
+    Some(Path::new("/sys/fs/cgroup").join(path.strip_prefix("/").unwrap_or(&path)))
+}
+
+/// With the systemd driver on cgroup v2, what libcgroups 0.7 leaves out.
+/// Its systemd manager turns cpu, memory, pids, io bandwidth and `unified`
+/// into unit properties, but drops hugetlb limits and the block IO weight,
+/// sends AllowedCPUs/AllowedMemoryNodes in a D-Bus type systemd refuses
+/// (an array of u64 for `ay`; runlet keeps cpus and mems from it, see
+/// `prepare_resources`) and sets no device rules at all. runc, after
+/// setting the unit's properties, writes every file through its cgroupfs
+/// manager too. runlet sets the two cpuset properties with `systemctl
+/// set-property --runtime` (libcgroups' D-Bus client is private) and writes
+/// the rest into the scope, enabling the controllers above it where systemd
+/// did not (hugetlb is not one systemd knows).
+fn systemd_v2_files(dir: &Path, spec: &libcontainer::oci_spec::runtime::Spec) -> Result<()> {
+    // Every controller the kernel has, down to the scope, as runc's
+    // cgroupfs pass leaves it: systemd enables only those it manages, and
+    // libcgroups' stats read hugetlb's files too.
+    if let Ok(all) = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers") {
+        for controller in all.split_whitespace() {
+            enable_controller(dir, controller);
+        }
+    }
+    let Some(r) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) else {
+        return Ok(());
+    };
+    let mut files: Vec<(&str, String, String)> = Vec::new();
+    // cpuset files systemd owns: written by it from the unit's properties
+    // (a file written behind its back is reset when it realizes the unit).
+    let mut properties = Vec::new();
+    if let Some(cpu) = r.cpu() {
+        if let Some(cpus) = cpu.cpus() {
+            properties.push(format!("AllowedCPUs={cpus}"));
+        }
+        if let Some(mems) = cpu.mems() {
+            properties.push(format!("AllowedMemoryNodes={mems}"));
+        }
+    }
+    if !properties.is_empty() {
+        let unit = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let out = std::process::Command::new("systemctl")
+            .args(["set-property", "--runtime", &unit])
+            .args(&properties)
+            .output()
+            .map_err(|e| {
+                anyhow::anyhow!("linux.resources.cpu: systemctl set-property {unit}: {e}")
+            })?;
+        if !out.status.success() {
+            bail!(
+                "linux.resources.cpu: systemctl set-property {unit} {}: {}",
+                properties.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    for h in r.hugepage_limits().iter().flatten() {
+        files.push((
+            "hugetlb",
+            format!("hugetlb.{}.max", h.page_size()),
+            h.limit().to_string(),
+        ));
+    }
+    if let Some(weight) = r
+        .block_io()
+        .as_ref()
+        .and_then(|b| b.weight())
+        .filter(|w| *w > 0)
+    {
+        files.push(block_io_weight_file(weight));
+    }
+    for (controller, file, value) in files {
+        enable_controller(dir, controller);
+        std::fs::write(dir.join(&file), &value).map_err(|e| {
+            anyhow::anyhow!(
+                "linux.resources: writing {value:?} to {}: {e}",
+                dir.join(&file).display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Turns `controller` on in every `cgroup.subtree_control` from the root
+/// down to `dir`'s parent, where it is not on yet.
+fn enable_controller(dir: &Path, controller: &str) {
+    let has = |d: &Path| {
+        std::fs::read_to_string(d.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|x| x == controller))
+    };
+    if has(dir) {
+        return;
+    }
+    let root = Path::new("/sys/fs/cgroup");
+    let mut d = root.to_path_buf();
+    for part in dir.strip_prefix(root).unwrap_or(Path::new("")).components() {
+        let _ = std::fs::write(d.join("cgroup.subtree_control"), format!("+{controller}"));
+        d.push(part);
+    }
+}
+
+/// runc's v2 block IO weight: as is to io.bfq.weight when BFQ is there,
+/// else `1 + (w - 10) * 9999 / 990` to io.weight.
+fn block_io_weight_file(weight: u16) -> (&'static str, String, String) {
+    if Path::new("/sys/module/bfq").exists() {
+        ("io", "io.bfq.weight".into(), weight.to_string())
+    } else {
+        let w = 1 + (u32::from(weight).saturating_sub(10)) * 9999 / 990;
+        ("io", "io.weight".into(), format!("default {w}"))
+    }
+}
+
 /// On cgroup v2 (cgroupfs), the block IO weight goes in as runc writes it:
 /// libcgroups 0.7 converts it to io.weight in 16-bit arithmetic that
 /// overflows for any weight above 16 (a panic in a debug build, a wrong
 /// weight in a release one). runc writes the weight as is to io.bfq.weight
 /// when BFQ is there, else `1 + (w - 10) * 9999 / 990` to io.weight; runlet
 /// passes that through `unified` and takes the weight out of what
-/// libcgroups sees. (systemd takes the weight as a unit property instead.)
-pub fn v2_block_io_weight(
+/// libcgroups sees. With the systemd driver, cpus and mems are kept from
+/// libcgroups (see `systemd_v2_files`, which writes them and the weight).
+pub fn prepare_resources(
     resources: &mut libcontainer::oci_spec::runtime::LinuxResources,
     systemd: bool,
 ) {
-    if systemd || !unified() {
+    if !unified() {
+        return;
+    }
+    if systemd {
+        if let Some(mut cpu) = resources.cpu().clone() {
+            cpu.set_cpus(None);
+            cpu.set_mems(None);
+            resources.set_cpu(Some(cpu));
+        }
         return;
     }
     let Some(mut blkio) = resources.block_io().clone() else {
@@ -588,12 +781,8 @@ pub fn v2_block_io_weight(
         return;
     };
     let mut unified_keys = resources.unified().clone().unwrap_or_default();
-    if Path::new("/sys/module/bfq").exists() {
-        unified_keys.insert("io.bfq.weight".into(), weight.to_string());
-    } else {
-        let w = 1 + (u32::from(weight).saturating_sub(10)) * 9999 / 990;
-        unified_keys.insert("io.weight".into(), format!("default {w}"));
-    }
+    let (_, file, value) = block_io_weight_file(weight);
+    unified_keys.insert(file, value);
     blkio.set_weight(None);
     resources.set_block_io(Some(blkio));
     resources.set_unified(Some(unified_keys));
@@ -624,19 +813,28 @@ pub fn deny_all_devices_first(spec: &mut libcontainer::oci_spec::runtime::Spec) 
     Ok(())
 }
 
-/// The defaults libcgroups allows after the config's rules that runc does
-/// not: /dev/console (5:1) and tun/tap (10:200). On v1 runlet denies them
-/// again right after create, unless the config allows them itself.
-pub fn deny_extra_defaults(
+/// What runlet does to the container's cgroup after libcgroups applied the
+/// config (at create and at `update`). On v2: its own device program (see
+/// `v2_device_program`), and with systemd the files libcgroups leaves out
+/// (`systemd_v2_files`). On v1: the defaults libcgroups allows after the
+/// config's rules that runc does not, /dev/console (5:1) and tun/tap
+/// (10:200), are denied again unless the config allows them itself.
+pub fn finish_apply(
     config: &CgroupConfig,
     spec: &libcontainer::oci_spec::runtime::Spec,
 ) -> Result<()> {
     use libcontainer::oci_spec::runtime::LinuxDeviceType;
-    if config.systemd_cgroup {
+    if unified() {
+        let dir = unified_dir(config)
+            .ok_or_else(|| anyhow::anyhow!("linux.cgroupsPath: no cgroup directory"))?;
+        v2_device_program(&dir, spec)?;
+        if config.systemd_cgroup {
+            systemd_v2_files(&dir, spec)?;
+        }
         return Ok(());
     }
-    if unified() {
-        return v2_device_program(config, spec);
+    if config.systemd_cgroup {
+        return Ok(());
     }
     let allowed_by_config = |major: i64, minor: i64| {
         spec.linux()
@@ -774,6 +972,23 @@ pub fn check_unified(spec: &libcontainer::oci_spec::runtime::Spec) -> Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn systemd_scopes_are_where_systemd_puts_them() {
+        let p = |s: &str| systemd_scope_path(s).map(|p| p.to_string_lossy().into_owned());
+        assert_eq!(
+            p("system.slice:runlet:abc").as_deref(),
+            Some("/system.slice/runlet-abc.scope")
+        );
+        assert_eq!(
+            p("a-b.slice:x:y").as_deref(),
+            Some("/a.slice/a-b.slice/x-y.scope")
+        );
+        assert_eq!(p("-.slice:x:y").as_deref(), Some("/x-y.scope"));
+        assert_eq!(p(":x:y").as_deref(), Some("/system.slice/x-y.scope"));
+        assert_eq!(p("a--b.slice:x:y"), None);
+        assert_eq!(p("nope"), None);
+    }
 
     #[test]
     fn mountinfo_escapes() {

@@ -124,6 +124,10 @@ pub enum Command {
     Update(UpdateArgs),
     /// Show a container's resource usage (runc's JSON), once or as a stream
     Events(EventsArgs),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(CheckpointArgs),
+    /// Restore a container from a CRIU checkpoint
+    Restore(RestoreArgs),
     /// Create a default config.json in the bundle
     Spec(SpecArgs),
     /// Print the features this runtime supports, as OCI features JSON
@@ -213,6 +217,95 @@ pub struct EventsArgs {
     /// How often to print stats in the stream (a Go duration: 5s, 100ms)
     #[arg(long, default_value = "5s")]
     pub interval: String,
+    pub container_id: String,
+}
+
+/// What `checkpoint` and `restore` share (runc's flags).
+#[derive(Args, Debug)]
+pub struct CriuArgs {
+    /// Directory of the CRIU image files (default: ./checkpoint)
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's work files and logs (default: the image path)
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Allow established TCP connections
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// How CRIU handles cgroups: soft, full, strict or ignore
+    #[arg(long = "manage-cgroups-mode", default_value = "soft")]
+    pub manage_cgroups_mode: String,
+    /// Create these namespaces empty instead of restoring them (runc's
+    /// --empty-ns; only `network` is supported by CRIU)
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory images (accepted, as runc; CRIU's auto-dedup)
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// Lazy page migration (not supported by runlet)
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Leave the container running after the checkpoint
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Dump memory only, as a base for a later checkpoint (not supported)
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    /// Images of a previous pre-dump (not supported)
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// ADDRESS:PORT of a CRIU page server (not supported)
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// fd CRIU notifies once lazy pages are ready (not supported)
+    #[arg(long = "status-fd")]
+    pub status_fd: Option<i32>,
+    pub container_id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Path to the bundle directory
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Do not wait for the restored container to exit
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the restored init's pid to
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Console socket (restoring a container with a terminal is not supported)
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for compatibility (runlet does not become a subreaper)
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
+    /// Accepted for compatibility (CRIU sets up the root itself)
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// LSM profile for the restored process (accepted; not applied)
+    #[arg(long = "lsm-profile")]
+    pub lsm_profile: Option<String>,
+    /// LSM mount context (accepted; not applied)
+    #[arg(long = "lsm-mount-context")]
+    pub lsm_mount_context: Option<String>,
     pub container_id: String,
 }
 

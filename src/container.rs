@@ -146,9 +146,12 @@ fn build_init(
 
     // After the copy for `exec` is saved: what libcontainer gets differs.
     let late = crate::late::Late::split(&mut spec)?;
+    // The resources as configured, for what runlet applies itself after
+    // libcontainer (`cgroups::finish_apply`).
+    let configured = spec.clone();
     if let Some(mut linux) = spec.linux().clone() {
         if let Some(mut resources) = linux.resources().clone() {
-            crate::cgroups::v2_block_io_weight(&mut resources, req.systemd);
+            crate::cgroups::prepare_resources(&mut resources, req.systemd);
             linux.set_resources(Some(resources));
             spec.set_linux(Some(linux));
         }
@@ -213,7 +216,7 @@ fn build_init(
             extra.cgroup = crate::cgroups::Ownership::default();
             extra.save(dir)?;
         } else {
-            crate::cgroups::deny_extra_defaults(&args.cgroup_config, &args.spec)?;
+            crate::cgroups::finish_apply(&args.cgroup_config, &configured)?;
             crate::cgroups::apply_oom_killer_setting(&args.cgroup_config, &args.spec)?;
         }
         crate::post_create::give_stdio_to_user(&args.spec, pid);

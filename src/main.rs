@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod compat;
 mod container;
+mod criu;
 mod dev;
 mod foreground;
 mod idmap;

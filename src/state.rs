@@ -194,6 +194,11 @@ pub struct StateOutput {
     pub created: String,
     pub owner: String,
     pub annotations: HashMap<String, String>,
+    /// runlet's addition: present (true) once the kernel's OOM killer has
+    /// killed a process in the container's cgroup (its memory controller's
+    /// `oom_kill` count), as long as the cgroup exists (until `delete`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 impl StateOutput {
@@ -215,6 +220,7 @@ impl StateOutput {
             created: String::new(),
             owner: String::new(),
             annotations: HashMap::new(),
+            oom_killed: false,
         }
     }
 
@@ -238,6 +244,14 @@ impl StateOutput {
                 .unwrap_or_default(),
             owner: owner_name(c.state.creator),
             annotations: c.state.annotations.clone().unwrap_or_default(),
+            oom_killed: l
+                .extra
+                .cgroups_path
+                .as_deref()
+                .filter(|_| !l.extra.cgroups_disabled)
+                .and_then(|p| crate::cgroups::memory_dir(p, c.systemd()))
+                .and_then(|d| crate::cgroups::oom_kills(&d))
+                .is_some_and(|n| n > 0),
         }
     }
 }

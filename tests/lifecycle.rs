@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Stdio;
 
 use common::{alive, Env};
@@ -756,6 +757,64 @@ fn update_changes_limits_of_a_live_container() {
     env.ok(&["kill", &id, "KILL"]);
     env.wait_status(&id, "stopped");
     env.fails(&["update", "--memory", "64m", &id], "container not running");
+    env.ok(&["delete", &id]);
+    env.assert_gone(&id);
+}
+
+/// A process the OOM killer ends: `state` says `oomKilled` (runlet's
+/// addition; with cgroupfs, where the cgroup outlives the process) and the
+/// `events` stream reports `{"type":"oom"}` before its next stats line is
+/// due, then ends with the container.
+#[test]
+fn oom_kill_shows_in_state_and_events() {
+    require_root!();
+    let env = Env::new("oom");
+    let memsw = Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists();
+    env.config(|c| {
+        c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 16 << 20});
+        if common::cgroup_v2() || memsw {
+            // No swap to escape to.
+            c["linux"]["resources"]["memory"]["swap"] = serde_json::json!(16 << 20);
+        }
+    });
+    // dd's 64 MiB buffer, filled from /dev/zero, cannot fit in 16 MiB.
+    env.set_args(&[
+        "/bin/busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=4",
+    ]);
+    let id = env.id("o");
+    env.ok(&["create", "--bundle", env.bundle_str(), &id]);
+    assert!(
+        env.state(&id).get("oomKilled").is_none(),
+        "{}",
+        env.state(&id)
+    );
+    let mut stream = env
+        .cmd()
+        .args(["events", "--interval", "1h", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("events");
+    // The stream's first stats line: it is watching before the start.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        stream.stdout.take().expect("stdout"),
+    ));
+    let first = lines.next().expect("a first event").expect("read");
+    assert!(first.contains(r#""type":"stats""#), "{first}");
+    env.ok(&["start", &id]);
+    env.wait_status(&id, "stopped");
+    let rest: Vec<String> = lines.map(|l| l.expect("read")).collect();
+    assert!(stream.wait().expect("wait").success());
+    assert_eq!(rest, vec![format!(r#"{{"id":"{id}","type":"oom"}}"#)]);
+    // A systemd scope goes with its last process, and its counter with it.
+    if !common::systemd_driver() {
+        assert_eq!(env.state(&id)["oomKilled"], true, "{}", env.state(&id));
+    }
     env.ok(&["delete", &id]);
     env.assert_gone(&id);
 }

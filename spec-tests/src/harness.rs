@@ -3,9 +3,52 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+static SYSTEMD: AtomicBool = AtomicBool::new(false);
+
+/// `--systemd-cgroup`: every runtime runs with the systemd cgroup driver and
+/// the tests' cgroups are systemd scopes.
+pub fn set_systemd(on: bool) {
+    SYSTEMD.store(on, Ordering::Relaxed);
+}
+
+pub fn systemd() -> bool {
+    SYSTEMD.load(Ordering::Relaxed)
+}
+
+/// A cgroup for the test named `name`: its `linux.cgroupsPath`, and its
+/// path under the cgroup root. With cgroupfs that is `/name` for both; with
+/// the systemd driver the `slice:prefix:name` form, which is the scope
+/// `/system.slice/spectest-name.scope`.
+pub fn cgroups_path(name: &str) -> (String, String) {
+    if systemd() {
+        (
+            format!("system.slice:spectest:{name}"),
+            format!("/system.slice/spectest-{name}.scope"),
+        )
+    } else {
+        (format!("/{name}"), format!("/{name}"))
+    }
+}
+
+/// As `cgroups_path`, two levels down: under `/spectest-nest/<name>-mid`
+/// with cgroupfs, in the slice `spectest-nested.slice` (which systemd
+/// places in `spectest.slice`) with the systemd driver.
+pub fn nested_cgroups_path(name: &str) -> (String, String) {
+    if systemd() {
+        (
+            format!("spectest-nested.slice:spectest:{name}"),
+            format!("/spectest.slice/spectest-nested.slice/spectest-{name}.scope"),
+        )
+    } else {
+        let p = format!("/spectest-nest/{name}-mid/{name}");
+        (p.clone(), p)
+    }
+}
 
 pub struct Runtime {
     pub name: String,
@@ -299,6 +342,9 @@ impl Ctx<'_> {
             };
         };
         let mut cmd = Command::new(&self.rt.path);
+        if systemd() {
+            cmd.arg("--systemd-cgroup");
+        }
         cmd.arg("--root")
             .arg(&self.root)
             .args(args)
@@ -338,6 +384,24 @@ impl Ctx<'_> {
             stdout: std::fs::read_to_string(&out).unwrap_or_default(),
             stderr: std::fs::read_to_string(&err).unwrap_or_default(),
         }
+    }
+
+    /// Starts the runtime with these arguments (after --root) and returns
+    /// at once, stdout piped: for commands that stream (`events`).
+    pub fn spawn_runtime(&self, args: &[&str]) -> Result<std::process::Child, String> {
+        let mut cmd = Command::new(&self.rt.path);
+        if systemd() {
+            cmd.arg("--systemd-cgroup");
+        }
+        cmd.arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .current_dir(&self.dir)
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", self.rt.path.display()))
     }
 
     /// `run` the bundle in the foreground and parse the helper's report.
@@ -421,7 +485,6 @@ pub fn expect_eq<T: PartialEq + std::fmt::Debug>(what: &str, want: T, saw: T) ->
     }
 }
 
-/// A v1 controller directory of a cgroups path, from the host.
 /// The directory of cgroup `path`: in `controller`'s v1 hierarchy, or the
 /// unified one on a cgroup v2 host.
 pub fn cgroup_dir(controller: &str, path: &str) -> PathBuf {

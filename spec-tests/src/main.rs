@@ -6,6 +6,7 @@
 //!   RUNTIME=/usr/bin/crun spec-tests                 one runtime
 //!   spec-tests --runtime runc=/usr/sbin/runc --runtime runlet=/path/runlet
 //!   spec-tests --filter seccomp --list
+//!   spec-tests --systemd-cgroup ...                  the systemd cgroup driver
 //!
 //! With runtimes named `runc` and `runlet`, the exit status is non-zero when
 //! runlet fails a test that runc passes; with one runtime, when it fails any.
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 use harness::{Outcome, Runtime};
 
 fn usage() -> ! {
-    eprintln!("usage: spec-tests [--runtime NAME=PATH]... [--filter TEXT] [--list]   (or RUNTIME=/path spec-tests)");
+    eprintln!("usage: spec-tests [--runtime NAME=PATH]... [--filter TEXT] [--list] [--systemd-cgroup]   (or RUNTIME=/path spec-tests)");
     std::process::exit(2)
 }
 
@@ -38,6 +39,7 @@ fn main() {
             }
             "--filter" => filter = Some(args.next().unwrap_or_else(|| usage())),
             "--list" => list = true,
+            "--systemd-cgroup" => harness::set_systemd(true),
             _ => usage(),
         }
     }

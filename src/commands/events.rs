@@ -1,15 +1,19 @@
 //! `events`: a container's resource usage in runc's JSON shape —
 //! `--stats` once, or a stream every `--interval` that ends when the
-//! container stops. The figures are libcgroups' (v1, v2 or systemd),
-//! renamed to runc's `types.Stats` keys.
+//! container stops, with `{"type":"oom"}` when the OOM killer strikes in
+//! the container's cgroup. The figures are libcgroups' (v1, v2 or
+//! systemd), renamed to runc's `types.Stats` keys.
 
 use std::io::Write;
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use libcgroups::common::CgroupManager;
 use libcgroups::stats::{BlkioDeviceStat, MemoryData, Stats};
 use libcontainer::container::ContainerStatus;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use serde_json::{json, Value};
 
 use crate::cli::EventsArgs;
@@ -37,22 +41,85 @@ pub fn run(ctx: &Ctx, args: &EventsArgs) -> Result<i32> {
     ))
     .map_err(|e| anyhow!("container {id}: cgroup: {e}"))?;
     let mut out = std::io::stdout().lock();
-    loop {
+    let stats = || -> Result<Value> {
         let stats = manager
             .stats()
             .map_err(|e| anyhow!("container {id}: reading its cgroup: {e}"))?;
-        let event = json!({"type": "stats", "id": id, "data": runc_stats(&stats)});
-        // A closed stdout (the caller stopped reading) ends the stream.
-        if writeln!(out, "{event}").and_then(|()| out.flush()).is_err() || args.stats {
+        Ok(json!({"type": "stats", "id": id, "data": runc_stats(&stats)}))
+    };
+    if args.stats {
+        writeln!(out, "{}", stats()?)?;
+        return Ok(0);
+    }
+    // OOM kills are seen in the memory controller's oom_kill counter,
+    // counted from the stream's start as runc's. On v2 an inotify watch on
+    // memory.events wakes the loop as the kernel bumps it: a systemd scope
+    // is removed as soon as its last process dies, so the counter must be
+    // read before that. v1's memory.oom_control is polled every tick.
+    let memory = l
+        .extra
+        .cgroups_path
+        .as_deref()
+        .and_then(|p| crate::cgroups::memory_dir(p, l.container.systemd()));
+    let oom_kills = || memory.as_deref().and_then(crate::cgroups::oom_kills);
+    let watch = memory.as_deref().and_then(|dir| {
+        let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        fd.add_watch(&dir.join("memory.events"), AddWatchFlags::IN_MODIFY)
+            .ok()?;
+        Some(fd)
+    });
+    let mut ooms = oom_kills().unwrap_or(0);
+    let mut next_stats = Instant::now();
+    let mut seen_oom = |events: &mut Vec<Value>| {
+        if let Some(n) = oom_kills() {
+            if n > ooms {
+                events.push(json!({"type": "oom", "id": id}));
+            }
+            ooms = ooms.max(n);
+        }
+    };
+    loop {
+        let mut events = Vec::new();
+        // First thing after a wake-up: the scope may be about to go.
+        seen_oom(&mut events);
+        let running = matches!(state::load(&ctx.root, id),
+            Ok(l) if l.container.status() != ContainerStatus::Stopped);
+        if !running {
+            // An OOM kill that ended the container is reported before the end.
+            seen_oom(&mut events);
+        } else if Instant::now() >= next_stats {
+            events.push(stats()?);
+            next_stats += interval;
+        }
+        for event in events {
+            // A closed stdout (the caller stopped reading) ends the stream.
+            if writeln!(out, "{event}").and_then(|()| out.flush()).is_err() {
+                return Ok(0);
+            }
+        }
+        if !running {
             return Ok(0);
         }
-        std::thread::sleep(interval);
-        match state::load(&ctx.root, id) {
-            Ok(l) if l.container.status() != ContainerStatus::Stopped => {}
-            _ => return Ok(0),
+        let wait = next_stats
+            .saturating_duration_since(Instant::now())
+            .min(TICK);
+        match &watch {
+            Some(fd) => {
+                let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+                if poll(&mut fds, PollTimeout::from(ms)).unwrap_or(0) > 0 {
+                    // Drain; the counter is read at the top of the loop.
+                    let _ = fd.read_events();
+                }
+            }
+            None => std::thread::sleep(wait),
         }
     }
 }
+
+/// How often the stream looks for the container's end (and for OOM kills
+/// when nothing wakes it).
+const TICK: Duration = Duration::from_millis(100);
 
 /// libcgroups' figures under runc's `types.Stats` names.
 fn runc_stats(s: &Stats) -> Value {

@@ -185,6 +185,12 @@ pub fn features() -> serde_json::Value {
             "org.runlet.libcontainer.version": LIBCONTAINER_VERSION,
             "org.runlet.handlers": compiled_handlers().join(","),
             "org.runlet.wasm.default-handler": handlers::DEFAULT_ENGINE,
+            // What the OCI schema has no field for (runc names its
+            // checkpoint support the same way).
+            "org.runlet.cgroup.managers": "cgroupfs,systemd,disabled",
+            "org.runlet.cgroup.v2.devices": "ebpf",
+            "org.runlet.checkpoint.enabled": "true",
+            "org.runlet.checkpoint.criu": "criu swrk (CRIU 3.15 or later in $PATH), native containers only",
         },
         // Annotations that change how a container runs (the Wasm handler):
         // CRI-O passes them only when a runtime handler allows them.
@@ -211,6 +217,12 @@ mod tests {
         // Idmapped mounts are staged by runlet (src/idmap.rs) and tested
         // (spec-tests mount_idmapped).
         assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+        // Each backed by a test: cgroup v2 and systemd in scripts/vm-test,
+        // eBPF device rules (security tests), CRIU (tests/checkpoint.rs).
+        assert_eq!(f["linux"]["cgroup"]["v2"], true);
+        assert_eq!(f["linux"]["cgroup"]["systemd"], true);
+        assert_eq!(f["annotations"]["org.runlet.cgroup.v2.devices"], "ebpf");
+        assert_eq!(f["annotations"]["org.runlet.checkpoint.enabled"], "true");
         let opts = f["mountOptions"].as_array().cloned().unwrap_or_default();
         assert!(opts.iter().any(|o| o == "idmap") && opts.iter().any(|o| o == "ridmap"));
     }

@@ -1,6 +1,7 @@
 //! One file per command, each a small function from parsed arguments to an
 //! exit status.
 
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod run;
 pub mod spec;
 pub mod start;
@@ -35,6 +37,8 @@ pub fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Resume(a) => pause::resume(ctx, &a.container_id),
         Command::Update(a) => update::run(ctx, &a),
         Command::Events(a) => events::run(ctx, &a),
+        Command::Checkpoint(a) => checkpoint::run(ctx, &a),
+        Command::Restore(a) => restore::run(ctx, &a),
         Command::Spec(a) => spec::run(&a, ctx.rootless),
         Command::Features => features::run(),
         Command::WasmCache(a) => wasm_cache::run(ctx, &a),

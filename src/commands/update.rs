@@ -77,7 +77,7 @@ pub fn run(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     let manager = libcgroups::common::create_cgroup_manager(cgroups.clone())
         .map_err(|e| anyhow!("container {id}: cgroup: {e}"))?;
     let saved = resources.clone();
-    crate::cgroups::v2_block_io_weight(&mut resources, l.container.systemd());
+    crate::cgroups::prepare_resources(&mut resources, l.container.systemd());
     let disable_oom_killer = resources
         .memory()
         .as_ref()
@@ -98,7 +98,7 @@ pub fn run(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
     spec.set_linux(Some(linux));
     // libcgroups' v1 device controller writes its default allow rules
     // again on every apply: take back the ones runc does not allow.
-    crate::cgroups::deny_extra_defaults(&cgroups, &spec)?;
+    crate::cgroups::finish_apply(&cgroups, &spec)?;
     crate::cgroups::apply_oom_killer_setting(&cgroups, &spec)?;
     let dir = state::container_dir(&ctx.root, id);
     state::write_atomic(&dir.join(state::SPEC_COPY), &serde_json::to_vec(&spec)?)?;

@@ -95,6 +95,9 @@ impl Env {
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(runlet_bin());
+        if systemd_driver() {
+            c.arg("--systemd-cgroup");
+        }
         c.arg("--root")
             .arg(&self.root)
             .env("RUNLET_WASM_CACHE", self.wasm_cache());
@@ -116,6 +119,9 @@ impl Env {
     /// `run` with another runlet binary (a copy, in the security tests).
     pub fn run_bin(&self, bin: &Path, args: &[&str]) -> Output {
         let mut cmd = Command::new(bin);
+        if systemd_driver() {
+            cmd.arg("--systemd-cgroup");
+        }
         cmd.arg("--root")
             .arg(&self.root)
             .env("RUNLET_WASM_CACHE", self.wasm_cache())
@@ -473,8 +479,15 @@ pub fn cgroup_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
 }
 
+/// `RUNLET_TEST_CGROUP_MANAGER=systemd` (scripts/vm-guest sets it under
+/// systemd): every runlet command gets `--systemd-cgroup`.
+pub fn systemd_driver() -> bool {
+    std::env::var("RUNLET_TEST_CGROUP_MANAGER").is_ok_and(|m| m == "systemd")
+}
+
 /// The cgroup directory of a container `id` placed by default: in
-/// controller `ctl`'s v1 hierarchy, or the unified one on a v2 host.
+/// controller `ctl`'s v1 hierarchy, or the unified one on a v2 host; with
+/// the systemd driver, its scope `system.slice/runlet-<id>.scope`.
 pub fn cgroup_dir_of(ctl: &str, id: &str) -> PathBuf {
     let base = Path::new("/sys/fs/cgroup");
     let base = if cgroup_v2() {
@@ -482,6 +495,9 @@ pub fn cgroup_dir_of(ctl: &str, id: &str) -> PathBuf {
     } else {
         base.join(ctl)
     };
+    if systemd_driver() {
+        return base.join(format!("system.slice/runlet-{id}.scope"));
+    }
     base.join(
         default_cgroup_parent()
             .strip_prefix("/")

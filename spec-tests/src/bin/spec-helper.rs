@@ -249,6 +249,17 @@ fn main() {
         }
         "sleep" => std::thread::sleep(std::time::Duration::from_secs(arg(2).parse().unwrap_or(1))),
         "exit" => std::process::exit(arg(2).parse().unwrap_or(0)),
+        // Touches N MiB, page by page, then sleeps: under a lower memory
+        // limit the kernel's OOM killer ends it.
+        "alloc" => {
+            let mib: usize = arg(2).parse().unwrap_or(1);
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..mib {
+                held.push(vec![1u8; 1 << 20]);
+            }
+            let _ = writeln!(out, "allocated {} MiB", held.len());
+            std::thread::sleep(std::time::Duration::from_secs(30));
+        }
         other => {
             let _ = writeln!(out, "unknown command {other:?}");
             std::process::exit(64);

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{sleep_args, wait_status};
-use crate::harness::{cgroup_dir, expect_eq, Ctx, Test, TestResult};
+use crate::harness::{cgroup_dir, cgroups_path as test_cgroup, expect_eq, Ctx, Test, TestResult};
 use crate::t;
 
 pub fn all() -> Vec<Test> {
@@ -189,8 +189,8 @@ fn lifecycle_delete_right_after_kill(ctx: &mut Ctx) -> TestResult {
     let bundle = ctx.bundle_str();
     for round in 0..10 {
         let id = format!("{}-{round}", ctx.id);
-        let path = format!("/{id}-cg");
-        ctx.config(|c| c["linux"]["cgroupsPath"] = path.clone().into())?;
+        let (config_path, path) = test_cgroup(&format!("{id}-cg"));
+        ctx.config(|c| c["linux"]["cgroupsPath"] = config_path.into())?;
         ctx.ok(&["run", "--detach", "--bundle", &bundle, &id])?;
         ctx.ok(&["kill", &id, "KILL"])?;
         ctx.ok(&["delete", &id])

@@ -1,13 +1,16 @@
 //! `linux.cgroupsPath` and `linux.resources`, checked from the host's
 //! cgroupfs.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::sleep_args;
+use super::{sleep_args, wait_status};
 use crate::harness::{
-    cgroup_dir, expect_eq, host_is_cgroup_v1, host_is_cgroup_v2, skip, Ctx, Test, TestResult,
+    cgroup_dir, cgroups_path as test_cgroup, expect_eq, host_is_cgroup_v1, host_is_cgroup_v2,
+    nested_cgroups_path, skip, systemd, Ctx, Test, TestResult,
 };
 use crate::t;
 
@@ -19,14 +22,26 @@ pub fn all() -> Vec<Test> {
         t!("resources", resources_pids),
         t!("resources", resources_blkio_weight),
         t!("resources", resources_hugepages),
+        t!("resources", resources_memory_swap),
+        t!("resources", resources_cpuset),
+        t!("resources", resources_unified),
+        t!("resources", resources_io_throttle),
+        t!("resources", resources_nested_path),
+        t!("resources", resources_oom_event),
+        t!("resources", resources_systemd_scope),
     ]
 }
 
 /// Creates the container with a known cgroups path; returns the path.
 fn create_in_cgroup(ctx: &Ctx, resources: Value) -> Result<String, String> {
-    let path = format!("/{}-cg", ctx.id);
+    create_at(ctx, test_cgroup(&format!("{}-cg", ctx.id)), resources)
+}
+
+/// Creates the container in cgroup (config path, path under the root).
+fn create_at(ctx: &Ctx, cgroup: (String, String), resources: Value) -> Result<String, String> {
+    let (config_path, path) = cgroup;
     ctx.config(|c| {
-        c["linux"]["cgroupsPath"] = Value::from(path.clone());
+        c["linux"]["cgroupsPath"] = Value::from(config_path);
         if let Some(obj) = resources.as_object() {
             for (k, v) in obj {
                 c["linux"]["resources"][k] = v.clone();
@@ -212,4 +227,301 @@ fn resources_hugepages(ctx: &mut Ctx) -> TestResult {
             "hugetlb.2MB.max",
         )?,
     )
+}
+
+fn resources_memory_swap(ctx: &mut Ctx) -> TestResult {
+    if let Some(s) = v1_or_v2() {
+        return s;
+    }
+    if host_is_cgroup_v1()
+        && !cgroup_dir("memory", "/")
+            .join("memory.memsw.limit_in_bytes")
+            .exists()
+    {
+        return skip("no memory.memsw files on this v1 host (swap accounting is off)");
+    }
+    // The spec's swap is memory plus swap; v2's memory.swap.max is swap only.
+    let path = create_in_cgroup(
+        ctx,
+        json!({"memory": {"limit": 67108864, "swap": 100663296}}),
+    )?;
+    if host_is_cgroup_v2() {
+        expect_eq(
+            "memory.swap.max",
+            "33554432".to_string(),
+            read_cg("", &path, "memory.swap.max")?,
+        )
+    } else {
+        expect_eq(
+            "memory.memsw.limit_in_bytes",
+            "100663296".to_string(),
+            read_cg("memory", &path, "memory.memsw.limit_in_bytes")?,
+        )
+    }
+}
+
+fn resources_cpuset(ctx: &mut Ctx) -> TestResult {
+    if let Some(s) = v1_or_v2() {
+        return s;
+    }
+    let path = create_in_cgroup(ctx, json!({"cpu": {"cpus": "0", "mems": "0"}}))?;
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        expect_eq(
+            file,
+            "0".to_string(),
+            read_either(&path, ("cpuset", file), file)?,
+        )?;
+    }
+    Ok(())
+}
+
+/// `unified` keys are written as given (or, with systemd, as the unit
+/// properties they stand for).
+fn resources_unified(ctx: &mut Ctx) -> TestResult {
+    if !host_is_cgroup_v2() {
+        return skip("linux.resources.unified needs a cgroup v2 host");
+    }
+    let path = create_in_cgroup(
+        ctx,
+        json!({"unified": {"memory.high": "50331648", "pids.max": "17"}}),
+    )?;
+    expect_eq(
+        "memory.high",
+        "50331648".to_string(),
+        read_cg("", &path, "memory.high")?,
+    )?;
+    expect_eq(
+        "pids.max",
+        "17".to_string(),
+        read_cg("", &path, "pids.max")?,
+    )
+}
+
+/// A real block device's "major:minor" (not a loop, RAM or mapper device).
+fn block_device() -> Option<(u64, u64)> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            !["loop", "ram", "zram", "nbd", "dm-"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        })
+        .collect();
+    names.sort();
+    let dev = std::fs::read_to_string(format!("/sys/block/{}/dev", names.first()?)).ok()?;
+    let (major, minor) = dev.trim().split_once(':')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+fn resources_io_throttle(ctx: &mut Ctx) -> TestResult {
+    if let Some(s) = v1_or_v2() {
+        return s;
+    }
+    let Some((major, minor)) = block_device() else {
+        return skip("no block device on this machine to throttle");
+    };
+    let path = create_in_cgroup(
+        ctx,
+        json!({"blockIO": {
+            "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+            "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]
+        }}),
+    )?;
+    let dev = format!("{major}:{minor}");
+    if host_is_cgroup_v2() {
+        let max = read_cg("", &path, "io.max")?;
+        let line = max.lines().find(|l| l.starts_with(&format!("{dev} ")));
+        return expect_eq(
+            "io.max",
+            Some(format!("{dev} rbps=1048576 wbps=max riops=max wiops=100")),
+            line.map(String::from),
+        );
+    }
+    expect_eq(
+        "blkio.throttle.read_bps_device",
+        format!("{dev} 1048576"),
+        read_cg("blkio", &path, "blkio.throttle.read_bps_device")?,
+    )?;
+    expect_eq(
+        "blkio.throttle.write_iops_device",
+        format!("{dev} 100"),
+        read_cg("blkio", &path, "blkio.throttle.write_iops_device")?,
+    )
+}
+
+/// A cgroups path two levels below the root (a slice inside a slice with
+/// systemd): the init lands there and `delete` removes the leaf.
+fn resources_nested_path(ctx: &mut Ctx) -> TestResult {
+    if let Some(s) = v1_or_v2() {
+        return s;
+    }
+    let cgroup = nested_cgroups_path(&ctx.id);
+    let path = create_at(ctx, cgroup, json!({"pids": {"limit": 50}}))?;
+    let pid = ctx.state()?["pid"].as_i64().unwrap_or(0).to_string();
+    let result = (|| {
+        let procs = read_cg("pids", &path, "cgroup.procs")?;
+        if !procs.lines().any(|l| l == pid) {
+            return Err(format!("init {pid} not in cgroup {path}: {procs:?}"));
+        }
+        expect_eq(
+            "pids.max",
+            "50".to_string(),
+            read_cg("pids", &path, "pids.max")?,
+        )?;
+        ctx.ok(&["delete", "--force", &ctx.id])?;
+        if cgroup_dir("pids", &path).exists() {
+            return Err(format!("cgroup {path} left after delete"));
+        }
+        Ok(())
+    })();
+    // The intermediate levels are the caller's (runc leaves them too).
+    if !systemd() {
+        let _ = ctx.runtime(&["delete", "--force", &ctx.id]);
+        let mid = Path::new(&path)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned());
+        for ctl in [
+            "",
+            "pids",
+            "memory",
+            "cpu",
+            "cpuset",
+            "devices",
+            "freezer",
+            "blkio",
+            "hugetlb",
+            "net_cls",
+            "perf_event",
+        ] {
+            if let Some(mid) = &mid {
+                let _ = std::fs::remove_dir(cgroup_dir(ctl, mid));
+            }
+        }
+    }
+    result
+}
+
+/// The container's process is OOM-killed under its memory limit; the
+/// `events` stream reports it (`{"type":"oom"}`) as runc's does.
+fn resources_oom_event(ctx: &mut Ctx) -> TestResult {
+    if let Some(s) = v1_or_v2() {
+        return s;
+    }
+    let mut memory = json!({"limit": 33554432});
+    if host_is_cgroup_v2()
+        || cgroup_dir("memory", "/")
+            .join("memory.memsw.limit_in_bytes")
+            .exists()
+    {
+        // No swap to escape to.
+        memory["swap"] = json!(33554432);
+    }
+    let (config_path, _) = test_cgroup(&format!("{}-cg", ctx.id));
+    ctx.config(|c| {
+        c["linux"]["cgroupsPath"] = Value::from(config_path);
+        c["linux"]["resources"]["memory"] = memory;
+    })?;
+    ctx.args(&["/bin/spec-helper", "alloc", "512"])?;
+    let bundle = ctx.bundle_str();
+    ctx.ok(&["create", "--bundle", &bundle, &ctx.id])?;
+    let mut events = ctx.spawn_runtime(&["events", "--interval", "1s", &ctx.id])?;
+    let stdout = events.stdout.take();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(out) = stdout {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    // The first stats line says the stream is up before the workload starts.
+    let first = rx.recv_timeout(Duration::from_secs(60));
+    let result = (|| {
+        first.map_err(|_| "events printed nothing".to_string())?;
+        ctx.ok(&["start", &ctx.id])?;
+        wait_status(ctx, "stopped")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    let v: Value = serde_json::from_str(&line).unwrap_or_default();
+                    if v["type"] == "oom" {
+                        return expect_eq("oom event id", json!(ctx.id), v["id"].clone());
+                    }
+                    seen.push(v["type"].as_str().unwrap_or("?").to_string());
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(_) => break,
+            }
+        }
+        Err(format!("no oom event; saw {seen:?}"))
+    })();
+    let _ = events.kill();
+    let _ = events.wait();
+    result
+}
+
+/// With the systemd driver the container is a transient scope whose unit
+/// properties carry the limits (as runc sets them), and `delete` stops it.
+fn resources_systemd_scope(ctx: &mut Ctx) -> TestResult {
+    if !systemd() {
+        return skip("only with --systemd-cgroup (systemd as PID 1: scripts/vm-test)");
+    }
+    let path = create_in_cgroup(
+        ctx,
+        json!({"memory": {"limit": 67108864}, "pids": {"limit": 42}, "cpu": {"shares": 512}}),
+    )?;
+    let unit = Path::new(&path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let show = |props: &str| -> Result<String, String> {
+        let out = std::process::Command::new("systemctl")
+            .args(["show", "--property", props, &unit])
+            .output()
+            .map_err(|e| format!("systemctl: {e}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let props = show("ActiveState,MemoryMax,TasksMax,CPUWeight,Delegate")?;
+    for want in [
+        "ActiveState=active",
+        "MemoryMax=67108864",
+        "TasksMax=42",
+        "Delegate=yes",
+    ] {
+        if !props.lines().any(|l| l == want) {
+            return Err(format!("{unit}: no {want} in\n{props}"));
+        }
+    }
+    if !props
+        .lines()
+        .any(|l| l == "CPUWeight=20" || l == "CPUWeight=59")
+    {
+        return Err(format!(
+            "{unit}: CPUWeight for shares 512 is neither 20 (runc) nor 59 (crun):\n{props}"
+        ));
+    }
+    ctx.ok(&["delete", "--force", &ctx.id])?;
+    // Stopping a scope is a job systemd finishes on its own time; then the
+    // unit is unloaded (systemctl shows a unit it cannot find as not-found).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let load = show("LoadState,ActiveState")?;
+        if load.contains("LoadState=not-found") {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{unit} still there after delete:\n{load}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if cgroup_dir("", &path).exists() {
+        return Err(format!("cgroup {path} left after delete"));
+    }
+    Ok(())
 }

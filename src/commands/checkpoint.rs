@@ -1,0 +1,183 @@
+//! `checkpoint`: dump a running container's processes with CRIU (runc's
+//! flags). Without `--leave-running` CRIU kills them after the dump and the
+//! container is deleted, as runc does; `restore` brings it back.
+//!
+//! Wasm containers are refused: the guest's state lives in the engine
+//! inside runlet's init, and a restored copy of that process would need the
+//! engine's code mappings and the compiled-code cache exactly as they were.
+
+use anyhow::{anyhow, bail, Result};
+use libcontainer::container::ContainerStatus;
+use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
+use rust_criu::rust_criu_protobuf::rpc::{Criu_opts, Criu_req_type};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use crate::cli::{CheckpointArgs, CriuArgs};
+use crate::{criu, state, Ctx};
+
+pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
+    let id = &args.container_id;
+    for (given, flag) in [
+        (args.pre_dump, "--pre-dump"),
+        (args.parent_path.is_some(), "--parent-path"),
+        (args.page_server.is_some(), "--page-server"),
+        (args.status_fd.is_some(), "--status-fd"),
+        (args.criu.lazy_pages, "--lazy-pages"),
+    ] {
+        if given {
+            bail!("checkpoint {flag}: not supported by runlet (iterative and lazy migration)");
+        }
+    }
+    let l = state::load(&ctx.root, id)?;
+    if l.extra.handler != "native" {
+        bail!(
+            "checkpoint: container {id} runs a Wasm module ({}): CRIU cannot checkpoint a Wasm container, whose state is inside runlet's engine",
+            l.extra.handler
+        );
+    }
+    match l.container.status() {
+        ContainerStatus::Running | ContainerStatus::Paused => {}
+        s => bail!(
+            "cannot checkpoint container {id}: it is {}, not running",
+            state::status_name(s)
+        ),
+    }
+    let pid = l
+        .container
+        .pid()
+        .ok_or_else(|| anyhow!("container {id}: no init pid"))?
+        .as_raw();
+    let spec = state::load_spec_copy(&ctx.root, id)?;
+    let image = image_path(&args.criu)?;
+    let image_fd = criu::open_dir(&image, "--image-path")?;
+    let work_fd = args
+        .criu
+        .work_path
+        .as_deref()
+        .map(|w| criu::open_dir(w, "--work-path"))
+        .transpose()?;
+
+    // The init's stdio, for restore to hand pipes back (runc's file).
+    let descriptors: Vec<String> = (0..3)
+        .map(|n| {
+            std::fs::read_link(format!("/proc/{pid}/fd/{n}"))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "/dev/null".into())
+        })
+        .collect();
+    state::write_atomic(
+        &image.join(criu::DESCRIPTORS),
+        &serde_json::to_vec(&descriptors)?,
+    )?;
+
+    let mut opts = base_opts(&args.criu)?;
+    opts.set_images_dir_fd(image_fd.as_raw_fd());
+    if let Some(w) = &work_fd {
+        opts.set_work_dir_fd(w.as_raw_fd());
+    }
+    opts.set_log_file("dump.log".into());
+    opts.set_pid(pid);
+    opts.set_leave_running(args.leave_running);
+    opts.set_orphan_pts_master(true);
+    opts.set_root(l.extra.rootfs.to_string_lossy().into_owned());
+    // CRIU freezes the tree through the container's cgroup.
+    if let Some(dir) = l
+        .extra
+        .cgroups_path
+        .as_deref()
+        .and_then(|p| crate::cgroups::controller_dir(p, l.container.systemd(), "freezer"))
+    {
+        opts.set_freeze_cgroup(dir.to_string_lossy().into_owned());
+    }
+    // Bind mounts come from outside: CRIU records them by destination and
+    // restore maps them to their sources again.
+    for m in spec.mounts().iter().flatten() {
+        if is_bind(m) {
+            let dest = m.destination().to_string_lossy().into_owned();
+            opts.ext_mnt.push(criu::ext_mount(&dest, &dest));
+        }
+    }
+    // Namespaces the container joined by path are the caller's: recorded
+    // as external (runc's keys), and passed back in at restore.
+    for (typ, key) in external_namespaces(&spec) {
+        let inode = std::fs::metadata(&typ.1)
+            .map_err(|e| anyhow!("linux.namespaces {}: {e}", typ.1.display()))?
+            .ino();
+        opts.external.push(format!("{}[{inode}]:{key}", typ.0));
+    }
+
+    let mut pass = vec![image_fd.as_raw_fd()];
+    pass.extend(work_fd.as_ref().map(|w| w.as_raw_fd()));
+    let log = criu::log_path(&image, args.criu.work_path.as_deref(), "dump.log");
+    criu::call(
+        Criu_req_type::DUMP,
+        opts,
+        &pass,
+        &log,
+        |_, _| Ok(()),
+        |_| Ok(()),
+    )?;
+    if !args.leave_running {
+        // CRIU has killed the processes; the container goes, as with runc.
+        super::delete::force_remove(ctx, id);
+    }
+    Ok(0)
+}
+
+/// `--image-path`, or ./checkpoint as runc; absolute.
+pub fn image_path(a: &CriuArgs) -> Result<PathBuf> {
+    let p = a
+        .image_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("checkpoint"));
+    Ok(if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+/// The options dump and restore share.
+pub fn base_opts(a: &CriuArgs) -> Result<Criu_opts> {
+    let mut opts = Criu_opts::new();
+    opts.set_log_level(4);
+    opts.set_tcp_established(a.tcp_established);
+    opts.set_ext_unix_sk(a.ext_unix_sk);
+    opts.set_shell_job(a.shell_job);
+    opts.set_file_locks(a.file_locks);
+    opts.set_auto_dedup(a.auto_dedup);
+    opts.set_manage_cgroups(true);
+    opts.set_manage_cgroups_mode(criu::cgroups_mode(&a.manage_cgroups_mode)?);
+    Ok(opts)
+}
+
+pub fn is_bind(m: &libcontainer::oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// ((CRIU's name, path), key) of the namespaces joined by path that CRIU
+/// can take as external: network and pid, as runc.
+pub fn external_namespaces(spec: &Spec) -> Vec<((&'static str, PathBuf), &'static str)> {
+    let mut out = Vec::new();
+    for ns in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let Some(path) = ns.path() else { continue };
+        match ns.typ() {
+            LinuxNamespaceType::Network => out.push((("net", path.clone()), "extRootNetNS")),
+            LinuxNamespaceType::Pid => out.push((("pid", path.clone()), "extRootPidNS")),
+            _ => {}
+        }
+    }
+    out
+}
