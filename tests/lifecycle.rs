@@ -761,6 +761,23 @@ fn update_changes_limits_of_a_live_container() {
     env.assert_gone(&id);
 }
 
+type Lines = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
+/// `runlet events --interval INTERVAL ID`, and its output line by line.
+fn events_stream(env: &Env, id: &str, interval: &str) -> (std::process::Child, Lines) {
+    let mut stream = env
+        .cmd()
+        .args(["events", "--interval", interval, id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("events");
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(
+        stream.stdout.take().expect("stdout"),
+    ));
+    (stream, lines)
+}
+
 /// A process the OOM killer ends: `state` says `oomKilled` (runlet's
 /// addition; with cgroupfs, where the cgroup outlives the process) and the
 /// `events` stream reports `{"type":"oom"}` before its next stats line is
@@ -793,17 +810,8 @@ fn oom_kill_shows_in_state_and_events() {
         "{}",
         env.state(&id)
     );
-    let mut stream = env
-        .cmd()
-        .args(["events", "--interval", "1h", &id])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("events");
     // The stream's first stats line: it is watching before the start.
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
-        stream.stdout.take().expect("stdout"),
-    ));
+    let (mut stream, mut lines) = events_stream(&env, &id, "1h");
     let first = lines.next().expect("a first event").expect("read");
     assert!(first.contains(r#""type":"stats""#), "{first}");
     env.ok(&["start", &id]);
@@ -840,16 +848,7 @@ fn events_report_stats_and_end_with_the_container() {
     );
     assert!(data["cpu"]["usage"]["total"].as_u64().is_some(), "{ev}");
 
-    let mut stream = env
-        .cmd()
-        .args(["events", "--interval", "100ms", &id])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("events");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
-        stream.stdout.take().expect("stdout"),
-    ));
+    let (mut stream, mut lines) = events_stream(&env, &id, "100ms");
     let first = lines.next().expect("a first event").expect("read");
     let ev: serde_json::Value = serde_json::from_str(&first).expect("event JSON");
     assert_eq!(ev["type"], "stats");

@@ -326,6 +326,17 @@ impl Ctx<'_> {
         self.config(|c| c["process"]["args"] = Value::from(a))
     }
 
+    /// The runtime with the global options (--root, and the cgroup driver)
+    /// and these arguments.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.rt.path);
+        if systemd() {
+            cmd.arg("--systemd-cgroup");
+        }
+        cmd.arg("--root").arg(&self.root).args(args);
+        cmd
+    }
+
     /// Runs the runtime with these arguments (after --root), with a timeout.
     pub fn runtime(&self, args: &[&str]) -> Run {
         self.runtime_env(args, &[])
@@ -341,14 +352,8 @@ impl Ctx<'_> {
                 stderr: "cannot create output files".into(),
             };
         };
-        let mut cmd = Command::new(&self.rt.path);
-        if systemd() {
-            cmd.arg("--systemd-cgroup");
-        }
-        cmd.arg("--root")
-            .arg(&self.root)
-            .args(args)
-            .stdin(Stdio::null())
+        let mut cmd = self.command(args);
+        cmd.stdin(Stdio::null())
             .stdout(o)
             .stderr(e)
             .current_dir(&self.dir);
@@ -389,13 +394,7 @@ impl Ctx<'_> {
     /// Starts the runtime with these arguments (after --root) and returns
     /// at once, stdout piped: for commands that stream (`events`).
     pub fn spawn_runtime(&self, args: &[&str]) -> Result<std::process::Child, String> {
-        let mut cmd = Command::new(&self.rt.path);
-        if systemd() {
-            cmd.arg("--systemd-cgroup");
-        }
-        cmd.arg("--root")
-            .arg(&self.root)
-            .args(args)
+        self.command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

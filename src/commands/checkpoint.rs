@@ -10,9 +10,9 @@ use anyhow::{anyhow, bail, Result};
 use libcontainer::container::ContainerStatus;
 use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
 use rust_criu::rust_criu_protobuf::rpc::{Criu_opts, Criu_req_type};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::{CheckpointArgs, CriuArgs};
 use crate::{criu, state, Ctx};
@@ -51,13 +51,6 @@ pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
         .as_raw();
     let spec = state::load_spec_copy(&ctx.root, id)?;
     let image = image_path(&args.criu)?;
-    let image_fd = criu::open_dir(&image, "--image-path")?;
-    let work_fd = args
-        .criu
-        .work_path
-        .as_deref()
-        .map(|w| criu::open_dir(w, "--work-path"))
-        .transpose()?;
 
     // The init's stdio, for restore to hand pipes back (runc's file).
     let descriptors: Vec<String> = (0..3)
@@ -72,11 +65,7 @@ pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
         &serde_json::to_vec(&descriptors)?,
     )?;
 
-    let mut opts = base_opts(&args.criu)?;
-    opts.set_images_dir_fd(image_fd.as_raw_fd());
-    if let Some(w) = &work_fd {
-        opts.set_work_dir_fd(w.as_raw_fd());
-    }
+    let (mut opts, dirs) = base_opts(&args.criu, &image)?;
     opts.set_log_file("dump.log".into());
     opts.set_pid(pid);
     opts.set_leave_running(args.leave_running);
@@ -108,8 +97,7 @@ pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
         opts.external.push(format!("{}[{inode}]:{key}", typ.0));
     }
 
-    let mut pass = vec![image_fd.as_raw_fd()];
-    pass.extend(work_fd.as_ref().map(|w| w.as_raw_fd()));
+    let pass: Vec<_> = dirs.iter().map(|d| d.as_raw_fd()).collect();
     let log = criu::log_path(&image, args.criu.work_path.as_deref(), "dump.log");
     criu::call(
         Criu_req_type::DUMP,
@@ -139,9 +127,19 @@ pub fn image_path(a: &CriuArgs) -> Result<PathBuf> {
     })
 }
 
-/// The options dump and restore share.
-pub fn base_opts(a: &CriuArgs) -> Result<Criu_opts> {
+/// The options dump and restore share, with the image directory and the
+/// work directory (when given) opened for CRIU: their descriptors are
+/// returned, to keep open and pass on.
+pub fn base_opts(a: &CriuArgs, image: &Path) -> Result<(Criu_opts, Vec<OwnedFd>)> {
     let mut opts = Criu_opts::new();
+    let image_fd = criu::open_dir(image, "--image-path")?;
+    opts.set_images_dir_fd(image_fd.as_raw_fd());
+    let mut dirs = vec![image_fd];
+    if let Some(w) = &a.work_path {
+        let work_fd = criu::open_dir(w, "--work-path")?;
+        opts.set_work_dir_fd(work_fd.as_raw_fd());
+        dirs.push(work_fd);
+    }
     opts.set_log_level(4);
     opts.set_tcp_established(a.tcp_established);
     opts.set_ext_unix_sk(a.ext_unix_sk);
@@ -150,7 +148,7 @@ pub fn base_opts(a: &CriuArgs) -> Result<Criu_opts> {
     opts.set_auto_dedup(a.auto_dedup);
     opts.set_manage_cgroups(true);
     opts.set_manage_cgroups_mode(criu::cgroups_mode(&a.manage_cgroups_mode)?);
-    Ok(opts)
+    Ok((opts, dirs))
 }
 
 pub fn is_bind(m: &libcontainer::oci_spec::runtime::Mount) -> bool {

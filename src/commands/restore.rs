@@ -209,18 +209,7 @@ fn restore(
     )
     .map_err(|e| anyhow!("root.path {}: bind for CRIU: {e}", p.rootfs.display()))?;
 
-    let image_fd = criu::open_dir(p.image, "--image-path")?;
-    let work_fd = args
-        .criu
-        .work_path
-        .as_deref()
-        .map(|w| criu::open_dir(w, "--work-path"))
-        .transpose()?;
-    let mut opts = base_opts(&args.criu)?;
-    opts.set_images_dir_fd(image_fd.as_raw_fd());
-    if let Some(w) = &work_fd {
-        opts.set_work_dir_fd(w.as_raw_fd());
-    }
+    let (mut opts, dirs) = base_opts(&args.criu, p.image)?;
     opts.set_log_file("restore.log".into());
     opts.set_root(p.criu_root.to_string_lossy().into_owned());
     opts.set_rst_sibling(true);
@@ -232,8 +221,7 @@ fn restore(
             other => bail!("--empty-ns {other:?}: CRIU can only leave the network namespace empty"),
         }
     }
-    let mut pass = vec![image_fd.as_raw_fd()];
-    pass.extend(work_fd.as_ref().map(|w| w.as_raw_fd()));
+    let mut pass: Vec<_> = dirs.iter().map(|d| d.as_raw_fd()).collect();
 
     // Bind mounts: destination (as dumped) to source, made to exist.
     for m in spec.mounts().iter().flatten() {
