@@ -14,6 +14,7 @@ mod idmap;
 mod inflight;
 mod late;
 mod logging;
+mod native;
 mod notify;
 mod post_create;
 mod protect;

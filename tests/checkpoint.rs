@@ -166,6 +166,73 @@ fn checkpoint_and_restore_count_on() {
     env.assert_gone(&id);
 }
 
+/// An established TCP connection inside the container (busybox nc to an
+/// echo server on its loopback): CRIU refuses to dump it without
+/// --tcp-established (and the container runs on), dumps and restores it
+/// with the flag, and the numbers keep coming back through it.
+#[test]
+fn checkpoint_keeps_tcp_connections_with_tcp_established() {
+    require_root!();
+    if let Some(why) = criu_unusable() {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let env = Env::new("criu-tcp");
+    env.config(|c| c["root"]["readonly"] = false.into());
+    env.set_args(&[
+        "sh",
+        "-c",
+        "busybox nc -ll -p 5555 -e cat & sleep 1; \
+         i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done \
+         | busybox nc 127.0.0.1 5555 | while read n; do echo $n > /count; done",
+    ]);
+    let id = env.id("t");
+    let image = env.dir.path().join("image");
+    let image = image.to_str().expect("utf8");
+    let (_old_pipes, status) = detached(&env, &["run", "-d", "--bundle", env.bundle_str(), &id]);
+    status.expect("run");
+    count_above(&env, 20);
+
+    let err = env.fails(
+        &["checkpoint", "--leave-running", "--image-path", image, &id],
+        "criu failed",
+    );
+    assert!(err.contains("tcp-established"), "{err}");
+    assert_eq!(env.status(&id), "running");
+    count_above(&env, count(&env));
+
+    env.ok(&[
+        "checkpoint",
+        "--tcp-established",
+        "--image-path",
+        image,
+        &id,
+    ]);
+    env.fails(&["state", &id], "does not exist");
+    let at_checkpoint = count(&env);
+    let ((_out, _err), status) = detached(
+        &env,
+        &[
+            "restore",
+            "-d",
+            "--tcp-established",
+            "--image-path",
+            image,
+            "--bundle",
+            env.bundle_str(),
+            &id,
+        ],
+    );
+    status.expect("restore");
+    let after = count_above(&env, at_checkpoint);
+    assert!(
+        after < at_checkpoint + 200,
+        "checkpointed at {at_checkpoint}, then {after}"
+    );
+    env.ok(&["delete", "-f", &id]);
+    env.assert_gone(&id);
+}
+
 /// Runs runlet with stdout and stderr on pipes, as conmon and containerd
 /// give them (CRIU cannot dump a descriptor of a file outside the
 /// container), stdin on /dev/null, and waits for it; the container keeps

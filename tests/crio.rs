@@ -276,3 +276,85 @@ fn crio_conmon_wasm() {
     env.ok(&["delete", "--force", &id]);
     env.assert_gone(&id);
 }
+
+/// What CRI-O does that containerd does not: the pod's Wasm annotation
+/// lands on the infra container too, marked
+/// `io.kubernetes.cri-o.ContainerType=sandbox`, which must stay native; the
+/// shipped drop-in lets `run.oci.` and the variant through in exactly the
+/// form CRI-O 1.30 wants; and an in-place resize is `update --resources -`
+/// with the new resources as JSON on stdin.
+#[test]
+fn crio_sandbox_marker_allowed_annotations_and_resize() {
+    require!("conmon");
+    let dropin = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/crio/10-runlet.conf"
+    ))
+    .expect("drop-in");
+    let allowed = dropin
+        .split("allowed_annotations = [")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .expect("allowed_annotations in contrib/crio/10-runlet.conf");
+    for want in ["\"run.oci.\"", "\"module.wasm.image/variant\""] {
+        assert!(
+            allowed.contains(want),
+            "allowed_annotations lacks {want}: {allowed}"
+        );
+    }
+
+    // The infra container of a pod whose annotation asks for Wasm.
+    let env = Env::new("crio-sandbox");
+    env.set_args(&["sh", "-c", "echo infra-native; exec sleep 100"]);
+    env.config(|c| {
+        c["annotations"] = serde_json::json!({
+            "run.oci.handler": "wasm",
+            "module.wasm.image/variant": "compat",
+            "io.kubernetes.cri-o.ContainerType": "sandbox",
+        })
+    });
+    let id = env.id("infra");
+    let (dir, args) = conmon_create_args(&env, &id, false);
+    let sync = conmon(&env, &args);
+    assert!(sync.contains("\"pid\""), "{sync}");
+    env.ok(&["start", &id]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(dir.join("ctr.log"))
+        .unwrap_or_default()
+        .contains("infra-native")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the infra container ran no shell"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Resize, as CRI-O's UpdateContainerResources runs it.
+    let out = env.run_with_stdin(
+        &["update", "--resources", "-", &id],
+        r#"{"memory": {"limit": 67108864}, "cpu": {"quota": 50000, "period": 100000}, "pids": {"limit": 99}}"#,
+    );
+    assert_ok(&out, "update --resources -");
+    let (dir_of, file) = if common::cgroup_v2() {
+        (common::cgroup_dir_of("", &id), "memory.max")
+    } else {
+        (
+            common::cgroup_dir_of("memory", &id),
+            "memory.limit_in_bytes",
+        )
+    };
+    assert_eq!(
+        std::fs::read_to_string(dir_of.join(file))
+            .expect("memory limit")
+            .trim(),
+        "67108864"
+    );
+    let pids = common::cgroup_dir_of("pids", &id).join("pids.max");
+    assert_eq!(
+        std::fs::read_to_string(pids).expect("pids.max").trim(),
+        "99"
+    );
+    env.ok(&["delete", "--force", &id]);
+    env.assert_gone(&id);
+}

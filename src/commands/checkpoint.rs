@@ -51,6 +51,8 @@ pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
         .as_raw();
     let spec = state::load_spec_copy(&ctx.root, id)?;
     let image = image_path(&args.criu)?;
+    // Opens (and makes) the image and work directories.
+    let (mut opts, dirs) = base_opts(&args.criu, &image)?;
 
     // The init's stdio, for restore to hand pipes back (runc's file).
     let descriptors: Vec<String> = (0..3)
@@ -65,7 +67,6 @@ pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
         &serde_json::to_vec(&descriptors)?,
     )?;
 
-    let (mut opts, dirs) = base_opts(&args.criu, &image)?;
     opts.set_log_file("dump.log".into());
     opts.set_pid(pid);
     opts.set_leave_running(args.leave_running);

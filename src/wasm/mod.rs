@@ -77,7 +77,7 @@ pub fn executor_for(
     exec_notify_fd: Option<RawFd>,
 ) -> Result<Box<dyn Executor>> {
     match workload {
-        Workload::Native => Ok(libcontainer::workload::default::get_executor()),
+        Workload::Native => Ok(crate::native::executor()),
         Workload::Wasm { engine } => {
             let mut executor = prepare(engine, process, root, ctx)?;
             executor.serve = http::ServeConfig::from_container(
