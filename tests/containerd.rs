@@ -22,16 +22,7 @@ impl Containerd {
         let dir = env.dir.path().join("containerd");
         std::fs::create_dir_all(&dir).expect("mkdir");
         let sock = dir.join("containerd.sock");
-        let shipped = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/contrib/containerd/config.toml"
-        ))
-        .expect("contrib/containerd/config.toml")
-        .replace(
-            "/usr/local/bin/runlet",
-            runlet_bin().to_str().expect("utf8"),
-        )
-        .replace("version = 2\n", "");
+        let shipped = common::callers::shipped_containerd_config();
         let config = format!(
             "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n[grpc]\n  address = \"{1}\"\n[ttrpc]\n  address = \"{1}.ttrpc\"\n{shipped}",
             dir.display(),

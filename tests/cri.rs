@@ -139,16 +139,7 @@ impl Node {
         // (root, state, sockets, opt and CNI directories, a stream server
         // on a free port), the locally built pause image, and the one
         // setting these machines need (restrict_oom_score_adj).
-        let shipped = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/contrib/containerd/config.toml"
-        ))
-        .expect("contrib/containerd/config.toml")
-        .replace(
-            "/usr/local/bin/runlet",
-            runlet_bin().to_str().expect("utf8"),
-        )
-        .replace("version = 2\n", "");
+        let shipped = common::callers::shipped_containerd_config();
         let d = dir.display();
         let s = sock.display();
         let config = format!(
@@ -447,16 +438,22 @@ fn pod_config(
         linux: Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: cgroup_parent.into(),
             security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(cri::NamespaceOption {
-                    network: cri::NamespaceMode::Pod as i32,
-                    pid: cri::NamespaceMode::Container as i32,
-                    ipc: cri::NamespaceMode::Pod as i32,
-                    ..Default::default()
-                }),
+                namespace_options: Some(kubelet_namespaces()),
                 ..Default::default()
             }),
             ..Default::default()
         }),
+        ..Default::default()
+    }
+}
+
+/// kubelet's default (no shareProcessNamespace): the pod's network and
+/// IPC, a pid namespace of the container's own.
+fn kubelet_namespaces() -> cri::NamespaceOption {
+    cri::NamespaceOption {
+        network: cri::NamespaceMode::Pod as i32,
+        pid: cri::NamespaceMode::Container as i32,
+        ipc: cri::NamespaceMode::Pod as i32,
         ..Default::default()
     }
 }
@@ -486,16 +483,9 @@ fn container_config(
             .collect(),
         // Relative to the pod's log directory, as kubelet gives it.
         log_path: format!("{name}.log"),
-        // kubelet's default (no shareProcessNamespace): a pid namespace
-        // of the container's own, the pod's network and IPC.
         linux: Some(cri::LinuxContainerConfig {
             security_context: Some(cri::LinuxContainerSecurityContext {
-                namespace_options: Some(cri::NamespaceOption {
-                    network: cri::NamespaceMode::Pod as i32,
-                    pid: cri::NamespaceMode::Container as i32,
-                    ipc: cri::NamespaceMode::Pod as i32,
-                    ..Default::default()
-                }),
+                namespace_options: Some(kubelet_namespaces()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -1008,8 +998,9 @@ fn cri_pod_with_native_and_wasm_containers() {
 /// Pod annotations containerd passes through (`pod_annotations` in
 /// contrib/containerd/config.toml) reach the OCI spec; with the `-smart`
 /// forms (crun's `run.oci.handler=wasm-smart`, the variant
-/// `compat-smart`) a native sidecar stays native, a Wasm entrypoint runs as Wasm,
-/// and the pause container is never Wasm.
+/// `compat-smart`) a native sidecar stays native, a Wasm entrypoint runs as
+/// Wasm, and the pause container is never Wasm, not even when the pod
+/// forces Wasm.
 #[test]
 fn cri_pod_annotations_pick_the_wasm_handler() {
     require_node!();
@@ -1065,5 +1056,29 @@ fn cri_pod_annotations_pick_the_wasm_handler() {
         pod.remove(id);
     }
     pod.stop_and_remove();
+
+    // `run.oci.handler: wasm` forces Wasm on every container of the pod,
+    // but its pause container (a shell script here) still runs natively.
+    let forced = Pod::run(
+        &node,
+        pod_config("forced", "", &[("run.oci.handler", "wasm")]),
+        "runlet",
+    );
+    wait_for("the forced pod's pause container to run", || {
+        node.runlet_list()
+            .into_iter()
+            .find(|(id, status)| id == &forced.id && status == "running")
+    });
+    let module = forced.create(container_config(
+        "module",
+        "localhost/rl-wasm:latest",
+        &["/probe.wasm", "sleep", "60"],
+        &[],
+    ));
+    let r = forced.exec_sync(&module, &["/probe.wasm", "hello"]);
+    assert_eq!(text(&r.stdout), "hello from wasm\n", "{}", text(&r.stderr));
+    forced.stop(&module, 2);
+    forced.remove(&module);
+    forced.stop_and_remove();
     assert!(node.runlet_list().is_empty());
 }

@@ -6,6 +6,7 @@
 
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
@@ -68,28 +69,62 @@ pub fn run(ctx: &Ctx, args: &EventsArgs) -> Result<i32> {
             .ok()?;
         Some(fd)
     });
+    // A scope can be gone before its counter is read (the kernel signals
+    // memory.events at most every 10 ms, systemd removes an empty scope at
+    // once). The parent's counter also counts its children's kills (v2 is
+    // hierarchical) and stays: if the container's own cgroup has gone and
+    // the parent's count rose since the last reading of the container's,
+    // that kill ended the container. (A sibling's kill in that same window
+    // would be reported too.)
+    let parent_kills = || {
+        memory
+            .as_deref()
+            .and_then(Path::parent)
+            .and_then(crate::cgroups::oom_kills)
+    };
     let mut ooms = oom_kills().unwrap_or(0);
+    let mut parent_ooms = parent_kills();
     let mut next_stats = Instant::now();
-    let mut seen_oom = |events: &mut Vec<Value>| {
-        if let Some(n) = oom_kills() {
+    let mut seen_oom = |events: &mut Vec<Value>| match oom_kills() {
+        Some(n) => {
             if n > ooms {
                 events.push(json!({"type": "oom", "id": id}));
             }
             ooms = ooms.max(n);
+            parent_ooms = parent_kills();
         }
+        None => {
+            let now = parent_kills();
+            if let (Some(before), Some(after)) = (parent_ooms, now) {
+                if after > before {
+                    events.push(json!({"type": "oom", "id": id}));
+                }
+            }
+            parent_ooms = now.or(parent_ooms);
+        }
+    };
+    let is_running = || {
+        matches!(state::load(&ctx.root, id),
+            Ok(l) if l.container.status() != ContainerStatus::Stopped)
     };
     loop {
         let mut events = Vec::new();
         // First thing after a wake-up: the scope may be about to go.
         seen_oom(&mut events);
-        let running = matches!(state::load(&ctx.root, id),
-            Ok(l) if l.container.status() != ContainerStatus::Stopped);
+        let mut running = is_running();
+        if running && Instant::now() >= next_stats {
+            match stats() {
+                Ok(s) => events.push(s),
+                // A systemd scope goes with the container's last process,
+                // which may have died since the state was read.
+                Err(_) if !is_running() => running = false,
+                Err(e) => return Err(e),
+            }
+            next_stats += interval;
+        }
         if !running {
             // An OOM kill that ended the container is reported before the end.
             seen_oom(&mut events);
-        } else if Instant::now() >= next_stats {
-            events.push(stats()?);
-            next_stats += interval;
         }
         for event in events {
             // A closed stdout (the caller stopped reading) ends the stream.

@@ -41,6 +41,22 @@ macro_rules! require {
     };
 }
 
+/// contrib/containerd/config.toml with the test binary for
+/// /usr/local/bin/runlet, without its `version` line (the tests' configs
+/// put their own top-level keys first).
+pub fn shipped_containerd_config() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/containerd/config.toml"
+    ))
+    .expect("contrib/containerd/config.toml")
+    .replace(
+        "/usr/local/bin/runlet",
+        super::runlet_bin().to_str().expect("utf8"),
+    )
+    .replace("version = 2\n", "")
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
