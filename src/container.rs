@@ -20,7 +20,6 @@ use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use libcgroups::common::CgroupConfig;
-use libcontainer::config::YoukiConfig;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::notify_socket::{NotifyListener, NotifySocket, NOTIFY_FILE};
 use libcontainer::oci_spec::runtime::{
@@ -61,15 +60,7 @@ pub fn cgroup_config(path: PathBuf, systemd: bool, id: &str) -> CgroupConfig {
 /// Creates the container: state dir, cgroup, namespaces and an init process
 /// that waits for `start`. On any failure everything made so far is undone.
 pub fn create_init(mut req: InitRequest) -> Result<Container> {
-    fs::create_dir_all(&req.root).map_err(|e| anyhow!("state root {}: {e}", req.root.display()))?;
-    let dir = state::container_dir(&req.root, &req.id);
-    match fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            bail!("container {} already exists", req.id)
-        }
-        Err(e) => bail!("state dir {}: {e}", dir.display()),
-    }
+    let dir = state::make_container_dir(&req.root, &req.id)?;
 
     // The cgroups path as runc resolves it: cleaned, and below the caller's
     // cgroup when unset or relative (src/cgroups.rs).
@@ -137,12 +128,7 @@ fn build_init(
         .set_annotations(spec.annotations().clone());
     state::save(&container)?;
 
-    state::write_atomic(&dir.join(state::SPEC_COPY), &serde_json::to_vec(&spec)?)?;
-    let youki_config = YoukiConfig::from_spec(&spec, &req.id).map_err(|e| anyhow!("{e}"))?;
-    state::write_atomic(
-        &dir.join("youki_config.json"),
-        &serde_json::to_vec(&youki_config)?,
-    )?;
+    state::save_spec_records(dir, &spec, &req.id)?;
 
     // After the copy for `exec` is saved: what libcontainer gets differs.
     let late = crate::late::Late::split(&mut spec)?;

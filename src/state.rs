@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
@@ -254,6 +254,32 @@ impl StateOutput {
                 .is_some_and(|n| n > 0),
         }
     }
+}
+
+/// Makes the state directory of a new container `id` (and the state root
+/// when missing); fails if the container exists.
+pub fn make_container_dir(root: &Path, id: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(root).map_err(|e| anyhow!("state root {}: {e}", root.display()))?;
+    let dir = container_dir(root, id);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("container {id} already exists")
+        }
+        Err(e) => bail!("state dir {}: {e}", dir.display()),
+    }
+}
+
+/// The spec as configured (for `exec` and `update`) and libcontainer's
+/// youki_config.json, written into a new container's state directory.
+pub fn save_spec_records(dir: &Path, spec: &Spec, id: &str) -> Result<()> {
+    write_atomic(&dir.join(SPEC_COPY), &serde_json::to_vec(spec)?)?;
+    let youki_config =
+        libcontainer::config::YoukiConfig::from_spec(spec, id).map_err(|e| anyhow!("{e}"))?;
+    write_atomic(
+        &dir.join("youki_config.json"),
+        &serde_json::to_vec(&youki_config)?,
+    )
 }
 
 /// The spec saved at create time, for `exec`.

@@ -27,6 +27,19 @@ fn criu_unusable() -> Option<String> {
     }
 }
 
+/// A bundle whose shell `script` counts into /count (a writable root), or
+/// None, saying why, where CRIU cannot run.
+fn counting_env(name: &str, script: &str) -> Option<Env> {
+    if let Some(why) = criu_unusable() {
+        eprintln!("SKIPPED: {why}");
+        return None;
+    }
+    let env = Env::new(name);
+    env.config(|c| c["root"]["readonly"] = false.into());
+    env.set_args(&["sh", "-c", script]);
+    Some(env)
+}
+
 fn count(env: &Env) -> u64 {
     std::fs::read_to_string(env.bundle.join("rootfs/count"))
         .ok()
@@ -54,17 +67,12 @@ fn count_above(env: &Env, n: u64) -> u64 {
 #[test]
 fn checkpoint_and_restore_count_on() {
     require_root!();
-    if let Some(why) = criu_unusable() {
-        eprintln!("SKIPPED: {why}");
-        return;
-    }
-    let env = Env::new("criu");
-    env.config(|c| c["root"]["readonly"] = false.into());
-    env.set_args(&[
-        "sh",
-        "-c",
+    let Some(env) = counting_env(
+        "criu",
         "i=0; while true; do i=$((i+1)); echo $i > /count; echo $i; sleep 0.05; done",
-    ]);
+    ) else {
+        return;
+    };
     let id = env.id("c");
     let dir = env.dir.path();
     let (image, work) = (dir.join("image"), dir.join("work"));
@@ -173,19 +181,14 @@ fn checkpoint_and_restore_count_on() {
 #[test]
 fn checkpoint_keeps_tcp_connections_with_tcp_established() {
     require_root!();
-    if let Some(why) = criu_unusable() {
-        eprintln!("SKIPPED: {why}");
-        return;
-    }
-    let env = Env::new("criu-tcp");
-    env.config(|c| c["root"]["readonly"] = false.into());
-    env.set_args(&[
-        "sh",
-        "-c",
+    let Some(env) = counting_env(
+        "criu-tcp",
         "busybox nc -ll -p 5555 -e cat & sleep 1; \
          i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done \
          | busybox nc 127.0.0.1 5555 | while read n; do echo $n > /count; done",
-    ]);
+    ) else {
+        return;
+    };
     let id = env.id("t");
     let image = env.dir.path().join("image");
     let image = image.to_str().expect("utf8");

@@ -532,6 +532,17 @@ impl<'a> Pod<'a> {
         }
     }
 
+    /// Waits until runlet lists the pod's pause container as running (right
+    /// after RunPodSandbox its process may not have exec'd yet).
+    fn wait_pause_running(&self) {
+        wait_for("the pause container to run", || {
+            self.node
+                .runlet_list()
+                .into_iter()
+                .find(|(id, status)| id == &self.id && status == "running")
+        });
+    }
+
     fn create(&self, config: cri::ContainerConfig) -> String {
         let mut rs = self.node.rs.clone();
         let req = cri::CreateContainerRequest {
@@ -798,12 +809,7 @@ fn cri_pod_with_native_and_wasm_containers() {
     );
 
     // The pause container is runlet's, native, and running.
-    let sandbox = wait_for("the pause container to run", || {
-        node.runlet_list()
-            .into_iter()
-            .find(|(id, status)| id == &pod.id && status == "running")
-    });
-    assert_eq!(sandbox.0, pod.id);
+    pod.wait_pause_running();
     let pause = node.oci_spec(&pod.id);
     assert_eq!(
         pause["annotations"]["io.kubernetes.cri.container-type"],
@@ -1019,11 +1025,7 @@ fn cri_pod_annotations_pick_the_wasm_handler() {
         ),
         "runlet",
     );
-    wait_for("the pause container to run", || {
-        node.runlet_list()
-            .into_iter()
-            .find(|(id, status)| id == &pod.id && status == "running")
-    });
+    pod.wait_pause_running();
     let sidecar = pod.create(container_config(
         "sidecar",
         "localhost/rl-bb:latest",
@@ -1064,11 +1066,7 @@ fn cri_pod_annotations_pick_the_wasm_handler() {
         pod_config("forced", "", &[("run.oci.handler", "wasm")]),
         "runlet",
     );
-    wait_for("the forced pod's pause container to run", || {
-        node.runlet_list()
-            .into_iter()
-            .find(|(id, status)| id == &forced.id && status == "running")
-    });
+    forced.wait_pause_running();
     let module = forced.create(container_config(
         "module",
         "localhost/rl-wasm:latest",

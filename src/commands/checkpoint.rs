@@ -117,15 +117,7 @@ pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
 
 /// `--image-path`, or ./checkpoint as runc; absolute.
 pub fn image_path(a: &CriuArgs) -> Result<PathBuf> {
-    let p = a
-        .image_path
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("checkpoint"));
-    Ok(if p.is_absolute() {
-        p
-    } else {
-        std::env::current_dir()?.join(p)
-    })
+    super::create::absolute(a.image_path.as_deref().unwrap_or(Path::new("checkpoint")))
 }
 
 /// The options dump and restore share, with the image directory and the

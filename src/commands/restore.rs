@@ -9,11 +9,10 @@
 //! for it and deletes the container, as `run` does.
 
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 use libcgroups::common::CgroupManager;
-use libcontainer::config::YoukiConfig;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::oci_spec::runtime::LinuxNamespaceType;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -21,6 +20,7 @@ use nix::unistd::Pid;
 use rust_criu::rust_criu_protobuf::rpc::Criu_req_type;
 
 use super::checkpoint::{base_opts, external_namespaces, image_path, is_bind};
+use super::create::absolute;
 use crate::cli::RestoreArgs;
 use crate::container::cgroup_config;
 use crate::state::{self, RunletState};
@@ -70,28 +70,8 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
             image.display()
         );
     }
-    let pid_file = args
-        .pid_file
-        .as_deref()
-        .map(|p| -> Result<PathBuf> {
-            Ok(if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                std::env::current_dir()?.join(p)
-            })
-        })
-        .transpose()?;
-
-    std::fs::create_dir_all(&ctx.root)
-        .map_err(|e| anyhow!("state root {}: {e}", ctx.root.display()))?;
-    let dir = state::container_dir(&ctx.root, id);
-    match std::fs::create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            bail!("container {id} already exists")
-        }
-        Err(e) => bail!("state dir {}: {e}", dir.display()),
-    }
+    let pid_file = args.pid_file.as_deref().map(absolute).transpose()?;
+    let dir = state::make_container_dir(&ctx.root, id)?;
     let cgroup_path = crate::cgroups::resolve_path(
         spec.linux()
             .as_ref()
@@ -139,12 +119,7 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
 
     // The container's records, as `create` and `start` leave them.
     let record = || -> Result<()> {
-        state::write_atomic(&dir.join(state::SPEC_COPY), &serde_json::to_vec(&spec)?)?;
-        let youki_config = YoukiConfig::from_spec(&spec, id).map_err(|e| anyhow!("{e}"))?;
-        state::write_atomic(
-            &dir.join("youki_config.json"),
-            &serde_json::to_vec(&youki_config)?,
-        )?;
+        state::save_spec_records(&dir, &spec, id)?;
         RunletState {
             rootfs: rootfs.clone(),
             cgroups_path: Some(cgroup_path.clone()),
