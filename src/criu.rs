@@ -10,7 +10,7 @@
 //! `cg_root`, which is how runc restores into the container's own cgroup.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -204,6 +204,15 @@ fn exchange(
             ack.set_notify_success(verdict.is_ok());
             out.write_all(&ack.write_to_bytes()?)
                 .map_err(|e| anyhow!("criu: answering a notification: {e}"))?;
+            if verdict.is_err() {
+                // criu undoes its work (kills what it restored) and then
+                // answers; wait a while for that before it is killed.
+                let mut fds = [nix::poll::PollFd::new(
+                    sock.as_fd(),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(30_000u16));
+            }
             verdict?;
             continue;
         }

@@ -93,7 +93,7 @@ fn checkpoint_and_restore_count_on() {
         &id,
     ]);
     // Without --leave-running the container is gone, as with runc.
-    assert!(!alive(old_pid), "the init outlived its checkpoint");
+    assert!(common::dies(old_pid), "the init outlived its checkpoint");
     env.fails(&["state", &id], "does not exist");
     let at_checkpoint = count(&env);
     assert!(
@@ -174,6 +174,98 @@ fn checkpoint_and_restore_count_on() {
     env.assert_gone(&id);
 }
 
+/// runc runs the prestart and createRuntime hooks on restore too, once
+/// CRIU has made the namespaces, with the restored init's pid in the state;
+/// a failing one fails the restore, which then leaves nothing behind.
+/// The hooks run on the host and write into the test's own directory.
+#[test]
+fn restore_runs_prestart_and_create_runtime_hooks() {
+    require_root!();
+    let Some(env) = counting_env(
+        "criu-hooks",
+        "i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.05; done",
+    ) else {
+        return;
+    };
+    let dir = env.dir.path().to_path_buf();
+    let hook = |name: &str| {
+        let out = dir.join(name);
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat >> {}", out.display())],
+        })
+    };
+    env.config(|c| {
+        c["hooks"] = serde_json::json!({
+            "prestart": [hook("prestart.json")],
+            "createRuntime": [hook("createRuntime.json")],
+        })
+    });
+    let id = env.id("h");
+    let (_pipes, status) = detached(&env, &["run", "-d", "--bundle", env.bundle_str(), &id]);
+    status.expect("run");
+    count_above(&env, 5);
+    for name in ["prestart.json", "createRuntime.json"] {
+        std::fs::remove_file(dir.join(name)).expect("the hook ran at create");
+    }
+    let image = dir.join("image");
+    let image = image.to_str().expect("utf8");
+    env.ok(&["checkpoint", "--image-path", image, &id]);
+    assert!(
+        !dir.join("prestart.json").exists(),
+        "hooks ran on checkpoint"
+    );
+
+    let (_pipes, status) = detached(
+        &env,
+        &[
+            "restore",
+            "-d",
+            "--image-path",
+            image,
+            "--bundle",
+            env.bundle_str(),
+            &id,
+        ],
+    );
+    status.expect("restore");
+    let pid = env.pid(&id);
+    for name in ["prestart.json", "createRuntime.json"] {
+        let text = std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: the hook did not run on restore: {e}"));
+        let state: serde_json::Value = serde_json::from_str(&text).expect("the state, in JSON");
+        assert_eq!(state["id"], id.as_str(), "{name}: {text}");
+        assert_eq!(state["pid"], pid, "{name}: {text}");
+    }
+    count_above(&env, count(&env));
+
+    // Checkpointed again, and restored with a createRuntime hook that fails.
+    let image2 = dir.join("image2");
+    let image2 = image2.to_str().expect("utf8");
+    env.ok(&["checkpoint", "--image-path", image2, &id]);
+    env.config(|c| {
+        c["hooks"]["createRuntime"] =
+            serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}])
+    });
+    let (_pipes, status) = detached(
+        &env,
+        &[
+            "restore",
+            "-d",
+            "--image-path",
+            image2,
+            "--bundle",
+            env.bundle_str(),
+            &id,
+        ],
+    );
+    let err = status.expect_err("a restore whose createRuntime hook fails");
+    assert!(err.contains("hooks.createRuntime"), "{err}");
+    env.fails(&["state", &id], "does not exist");
+    // Its cgroup is gone, so no restored process is left in it.
+    env.assert_gone(&id);
+}
+
 /// An established TCP connection inside the container (busybox nc to an
 /// echo server on its loopback): CRIU refuses to dump it without
 /// --tcp-established (and the container runs on), dumps and restores it
@@ -183,7 +275,9 @@ fn checkpoint_keeps_tcp_connections_with_tcp_established() {
     require_root!();
     let Some(env) = counting_env(
         "criu-tcp",
-        "busybox nc -ll -p 5555 -e cat & sleep 1; \
+        "busybox nc -ll -p 5555 -e cat & \
+         until busybox grep -q ':15B3 [0-9A-F]*:0000 0A' /proc/net/tcp /proc/net/tcp6; \
+         do sleep 0.05; done; \
          i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done \
          | busybox nc 127.0.0.1 5555 | while read n; do echo $n > /count; done",
     ) else {

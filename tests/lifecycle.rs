@@ -63,7 +63,7 @@ fn create_start_kill_delete() {
     env.ok(&["delete", &id]);
     env.fails(&["state", &id], &format!("container {id} does not exist"));
     env.assert_gone(&id);
-    assert!(!alive(pid));
+    assert!(common::dies(pid));
 }
 
 #[test]
@@ -101,9 +101,8 @@ fn kill_all_reaches_every_process() {
     env.ok(&["kill", "--all", &id, "KILL"]);
     env.wait_status(&id, "stopped");
     env.ok(&["delete", &id]);
-    std::thread::sleep(std::time::Duration::from_millis(100));
     for p in pids {
-        assert!(!alive(p), "pid {p} survived kill --all");
+        assert!(common::dies(p), "pid {p} survived kill --all");
     }
 }
 
@@ -117,8 +116,10 @@ fn delete_semantics() {
     let pid = env.pid(&created);
     env.ok(&["delete", &created]);
     env.assert_gone(&created);
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    assert!(!alive(pid), "init of a deleted created container survived");
+    assert!(
+        common::dies(pid),
+        "init of a deleted created container survived"
+    );
 
     // A running one needs --force.
     let running = env.id("running");
@@ -128,8 +129,7 @@ fn delete_semantics() {
     let pid = env.pid(&running);
     env.ok(&["delete", "-f", &running]);
     env.assert_gone(&running);
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    assert!(!alive(pid));
+    assert!(common::dies(pid));
 
     // --force on a container that does not exist succeeds, as with runc.
     env.ok(&["delete", "--force", "never-existed"]);
@@ -657,7 +657,7 @@ fn cgroup_manager_disabled_keeps_the_container_in_the_callers_cgroups() {
     run(&["kill", "--all", &id, "KILL"]);
     env.wait_status(&id, "stopped");
     run(&["delete", &id]);
-    assert!(!common::alive(init));
+    assert!(common::dies(init));
     env.assert_gone(&id);
 }
 

@@ -134,7 +134,7 @@ fn damaged_state_json_is_never_hidden_and_delete_force_cleans_up() {
         assert!(common::alive(pid), "a failed delete killed the init");
 
         env.ok(&["delete", "-f", &id]);
-        assert!(!common::alive(pid), "delete -f left the init {pid}");
+        assert!(common::dies(pid), "delete -f left the init {pid}");
         assert_eq!(leftovers(&env, &id), Vec::<String>::new());
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::{BufRead, Read, Write};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -72,26 +73,38 @@ fn container_cannot_write_runtime_binary() {
     );
 
     // The attack: an exec'd process keeps /proc/1/exe open, waits until
-    // the runtime no longer executes the file (after start), then reopens
-    // it for writing through /proc/self/fd.
-    let attacker = std::process::Command::new(&bin)
+    // the runtime no longer executes the file (after start: the test says
+    // "go" on its stdin), then reopens it for writing through /proc/self/fd.
+    let mut attacker = std::process::Command::new(&bin)
         .args(["--root", root, "exec", &id, "sh", "-c"])
         .arg(
-            "exec 3</proc/1/exe; echo opened; sleep 1.5; \
+            "exec 3</proc/1/exe; echo opened; read go; \
              if echo pwned > /proc/self/fd/3; then echo WROTE; else echo DENIED; fi; \
              if echo pwned >> /proc/self/fd/3; then echo APPENDED; else echo DENIED; fi",
         )
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn attacker");
-    std::thread::sleep(Duration::from_millis(700));
+    // Start only once the attacker holds the file (however slow the machine).
+    let mut first = String::new();
+    let mut attacker_out =
+        std::io::BufReader::new(attacker.stdout.take().expect("attacker stdout"));
+    attacker_out.read_line(&mut first).expect("attacker output");
     ok(&["start", &id]);
+    let mut go = attacker.stdin.take().expect("attacker stdin");
+    go.write_all(b"go\n").expect("tell the attacker to go");
+    drop(go);
+    let mut rest = String::new();
+    attacker_out
+        .read_to_string(&mut rest)
+        .expect("attacker output");
     let out = attacker.wait_with_output().expect("attacker");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = format!("{first}{rest}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stdout.contains("opened"),
+        first.contains("opened"),
         "attack did not run: {stdout} {stderr}"
     );
     assert!(
@@ -406,7 +419,7 @@ fn delete_kills_only_the_containers_own_processes() {
         );
         env.ok(&["delete", "-f", &id]);
         assert!(
-            !common::alive(init),
+            common::dies(init),
             "pidns={own_pidns}: init survived delete"
         );
         assert!(

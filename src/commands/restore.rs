@@ -94,6 +94,8 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
     let ownership = crate::cgroups::plan(&cgroups);
     let criu_root = dir.join("criu-root");
     let paths = Paths {
+        id,
+        bundle: &bundle,
         image: &image,
         rootfs: &rootfs,
         criu_root: &criu_root,
@@ -162,6 +164,8 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
 }
 
 struct Paths<'a> {
+    id: &'a str,
+    bundle: &'a Path,
     image: &'a Path,
     rootfs: &'a Path,
     criu_root: &'a Path,
@@ -275,14 +279,45 @@ fn restore(
             crate::cgroups::finish_apply(cgroups, spec)?;
             Ok(())
         },
-        |notify| {
-            if notify.script() == "post-restore" {
+        |notify| match notify.script() {
+            "setup-namespaces" => restore_hooks(p, spec, notify.pid()),
+            "post-restore" => {
                 restored_pid = Some(notify.pid());
+                Ok(())
             }
-            Ok(())
+            _ => Ok(()),
         },
     )
     .map(|_| ())?;
     drop(ns_files);
     restored_pid.ok_or_else(|| anyhow!("criu restored nothing (no post-restore notification)"))
+}
+
+/// The prestart and createRuntime hooks, run when CRIU has made the
+/// restored init's namespaces and before its processes run on, as runc
+/// runs them on restore: the state carries the restored init's pid, and a
+/// failing hook fails the restore. A hook without `env` gets runlet's
+/// environment, as at `create` (see compat.rs).
+fn restore_hooks(p: &Paths, spec: &libcontainer::oci_spec::runtime::Spec, pid: i32) -> Result<()> {
+    let Some(hooks) = spec.hooks() else {
+        return Ok(());
+    };
+    let mut state = libcontainer::container::State::new(
+        p.id,
+        ContainerStatus::Creating,
+        Some(pid),
+        p.bundle.to_path_buf(),
+    );
+    state.annotations = spec.annotations().clone();
+    let own: std::collections::HashMap<String, String> = std::env::vars().collect();
+    #[allow(deprecated)]
+    let prestart = hooks.prestart();
+    for (kind, list) in [
+        ("prestart", prestart),
+        ("createRuntime", hooks.create_runtime()),
+    ] {
+        libcontainer::hooks::run_hooks(list.as_ref(), Some(&state), None, None, Some(&own))
+            .map_err(|e| anyhow!("hooks.{kind}: {}", crate::container::root_cause(&e)))?;
+    }
+    Ok(())
 }

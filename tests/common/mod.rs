@@ -431,6 +431,20 @@ impl Env {
 }
 
 /// Whether a pid is alive (and not a zombie).
+/// Whether `pid` is gone (or a zombie) within 30 s: a killed process takes
+/// a moment to exit, longer on a loaded or emulated machine.
+#[allow(dead_code)]
+pub fn dies(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => s

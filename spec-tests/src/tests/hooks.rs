@@ -1,11 +1,9 @@
 //! `hooks`: all six kinds, the state each gets, and what a failing hook
 //! does in each phase.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
-use super::{sleep_args, wait_status};
+use super::{sleep_args, wait_status, wait_until};
 use crate::harness::{expect_eq, Ctx, Test, TestResult};
 use crate::t;
 
@@ -47,7 +45,12 @@ fn hooks_all_kinds_and_state(ctx: &mut Ctx) -> TestResult {
     ctx.ok(&["create", "--bundle", &bundle, &ctx.id])?;
     let pid = ctx.state()?["pid"].as_i64().unwrap_or(0);
     ctx.ok(&["start", &ctx.id])?;
-    std::thread::sleep(Duration::from_millis(200));
+    // startContainer runs in the container before the process is exec'd:
+    // once the init is spec-helper, it has run.
+    wait_until("the container process exec'd after start", || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.starts_with(b"/bin/spec-helper"))
+    })?;
     ctx.ok(&["kill", &ctx.id, "KILL"])?;
     wait_status(ctx, "stopped")?;
     ctx.ok(&["delete", &ctx.id])?;

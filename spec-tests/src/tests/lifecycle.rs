@@ -2,9 +2,7 @@
 //! missing containers and in the wrong state, delete with and without
 //! --force, duplicate ids, signals.
 
-use std::time::Duration;
-
-use super::{sleep_args, wait_status};
+use super::{sleep_args, wait_status, wait_until};
 use crate::harness::{cgroup_dir, cgroups_path as test_cgroup, expect_eq, Ctx, Test, TestResult};
 use crate::t;
 
@@ -121,14 +119,15 @@ fn lifecycle_delete_created(ctx: &mut Ctx) -> TestResult {
     ctx.ok(&["create", "--bundle", &bundle, &ctx.id])?;
     let pid = ctx.state()?["pid"].as_i64().unwrap_or(0);
     ctx.ok(&["delete", &ctx.id])?;
-    std::thread::sleep(Duration::from_millis(100));
-    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    expect_eq("init of a deleted created container is gone", false, alive)
+    // A killed process takes a moment to exit (longer on a loaded machine).
+    wait_until("init of a deleted created container is gone", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    })
 }
 
 fn lifecycle_delete_running(ctx: &mut Ctx) -> TestResult {

@@ -37,6 +37,18 @@ pub(super) fn sleep_args(ctx: &Ctx) -> TestResult {
     ctx.args(&["/bin/spec-helper", "sleep", "30"])
 }
 
+/// Waits (60 s at most) until `cond` holds; `what` names it in the error.
+pub(super) fn wait_until(what: &str, mut cond: impl FnMut() -> bool) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        if Instant::now() > deadline {
+            return Err(format!("{what}: not within 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 pub(super) fn wait_status(ctx: &Ctx, want: &str) -> TestResult {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
