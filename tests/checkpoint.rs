@@ -103,21 +103,16 @@ fn checkpoint_and_restore_count_on() {
     assert!(Path::new(image).join("inventory.img").exists());
 
     let pid_file = dir.join("restored.pid");
-    let ((out, _err), status) = detached(
+    let ((out, _err), status) = restore_detached(
         &env,
+        &id,
+        image,
         &[
-            "restore",
-            "-d",
-            "--image-path",
-            image,
             "--work-path",
             work,
             "--tcp-established",
             "--pid-file",
             pid_file.to_str().expect("utf8"),
-            "--bundle",
-            env.bundle_str(),
-            &id,
         ],
     );
     status.expect("restore");
@@ -216,18 +211,7 @@ fn restore_runs_prestart_and_create_runtime_hooks() {
         "hooks ran on checkpoint"
     );
 
-    let (_pipes, status) = detached(
-        &env,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            image,
-            "--bundle",
-            env.bundle_str(),
-            &id,
-        ],
-    );
+    let (_pipes, status) = restore_detached(&env, &id, image, &[]);
     status.expect("restore");
     let pid = env.pid(&id);
     for name in ["prestart.json", "createRuntime.json"] {
@@ -247,18 +231,7 @@ fn restore_runs_prestart_and_create_runtime_hooks() {
         c["hooks"]["createRuntime"] =
             serde_json::json!([{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}])
     });
-    let (_pipes, status) = detached(
-        &env,
-        &[
-            "restore",
-            "-d",
-            "--image-path",
-            image2,
-            "--bundle",
-            env.bundle_str(),
-            &id,
-        ],
-    );
+    let (_pipes, status) = restore_detached(&env, &id, image2, &[]);
     let err = status.expect_err("a restore whose createRuntime hook fails");
     assert!(err.contains("hooks.createRuntime"), "{err}");
     env.fails(&["state", &id], "does not exist");
@@ -307,19 +280,7 @@ fn checkpoint_keeps_tcp_connections_with_tcp_established() {
     ]);
     env.fails(&["state", &id], "does not exist");
     let at_checkpoint = count(&env);
-    let ((_out, _err), status) = detached(
-        &env,
-        &[
-            "restore",
-            "-d",
-            "--tcp-established",
-            "--image-path",
-            image,
-            "--bundle",
-            env.bundle_str(),
-            &id,
-        ],
-    );
+    let (_pipes, status) = restore_detached(&env, &id, image, &["--tcp-established"]);
     status.expect("restore");
     let after = count_above(&env, at_checkpoint);
     assert!(
@@ -335,6 +296,23 @@ fn checkpoint_keeps_tcp_connections_with_tcp_established() {
 /// container), stdin on /dev/null, and waits for it; the container keeps
 /// the pipes. Returns stdout's read end and stderr's, and runlet's stderr
 /// if it failed.
+/// `restore -d` of `id` from `image` with the test's bundle, `extra`
+/// flags added; see [`detached`].
+fn restore_detached(
+    env: &Env,
+    id: &str,
+    image: &str,
+    extra: &[&str],
+) -> (
+    (std::process::ChildStdout, std::process::ChildStderr),
+    Result<(), String>,
+) {
+    let mut args = vec!["restore", "-d", "--image-path", image];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--bundle", env.bundle_str(), id]);
+    detached(env, &args)
+}
+
 fn detached(
     env: &Env,
     args: &[&str],
