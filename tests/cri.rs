@@ -15,7 +15,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::callers::{assert_ok, rand_suffix, text, Podman};
 use common::{output_of, runlet_bin, Env};
@@ -194,34 +194,32 @@ state = "{d}/state"
             .enable_all()
             .build()
             .expect("tokio");
-        let channel = {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            loop {
-                let path = sock.clone();
-                let connected = rt.block_on(async {
-                    Endpoint::try_from("http://[::]:50051")
-                        .expect("endpoint")
-                        .connect_with_connector(tower::service_fn(move |_: Uri| {
-                            let path = path.clone();
-                            async move {
-                                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                                    tokio::net::UnixStream::connect(path).await?,
-                                ))
-                            }
-                        }))
-                        .await
-                });
-                match connected {
-                    Ok(c) => break c,
-                    Err(e) if Instant::now() > deadline => panic!(
-                        "containerd did not come up ({e}): {}",
-                        tail(&dir.join("containerd.log"))
-                    ),
-                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
-                }
-            }
-        };
-        let mut node = Node {
+        let mut last = None;
+        let channel = common::poll(Duration::from_secs(60), || {
+            let path = sock.clone();
+            rt.block_on(async {
+                Endpoint::try_from("http://[::]:50051")
+                    .expect("endpoint")
+                    .connect_with_connector(tower::service_fn(move |_: Uri| {
+                        let path = path.clone();
+                        async move {
+                            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                                tokio::net::UnixStream::connect(path).await?,
+                            ))
+                        }
+                    }))
+                    .await
+            })
+            .map_err(|e| last = Some(e))
+            .ok()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "containerd did not come up ({last:?}): {}",
+                tail(&dir.join("containerd.log"))
+            )
+        });
+        let node = Node {
             dir,
             child,
             sock,
@@ -231,21 +229,17 @@ state = "{d}/state"
             is: ImageServiceClient::new(channel),
         };
         // The CRI plugin answers once it has initialised.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let mut last = None;
+        let up = common::poll(Duration::from_secs(60), || {
             let mut rs = node.rs.clone();
-            let v = node
-                .rt
-                .block_on(async move { rs.version(cri::VersionRequest::default()).await });
-            match v {
-                Ok(_) => break,
-                Err(e) if Instant::now() > deadline => {
-                    panic!("CRI Version: {e}: {}", node.log_tail())
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
+            node.rt
+                .block_on(async move { rs.version(cri::VersionRequest::default()).await })
+                .map_err(|e| last = Some(e))
+                .ok()
+        });
+        if up.is_none() {
+            panic!("CRI Version: {last:?}: {}", node.log_tail());
         }
-        let _ = &mut node;
         node
     }
 
@@ -741,17 +735,25 @@ fn stream_exec(url: &str) -> Streamed {
     out
 }
 
+/// A container of the Wasm probe image in `pod`, checked to run as Wasm
+/// (ExecSync of the module answers from runlet's engine); its id.
+fn probe_module(pod: &Pod) -> String {
+    let module = pod.create(container_config(
+        "module",
+        "localhost/rl-wasm:latest",
+        &["/probe.wasm", "sleep", "60"],
+        &[],
+    ));
+    let r = pod.exec_sync(&module, &["/probe.wasm", "hello"]);
+    assert_eq!(text(&r.stdout), "hello from wasm\n", "{}", text(&r.stderr));
+    module
+}
+
 /// Polls `f` until it returns Some, for up to 60 s (a safety net: each
 /// wait ends on the event).
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    common::poll(Duration::from_secs(60), f)
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
 /// The cgroup v1 `controller` directory (or the unified one on v2) of
@@ -848,22 +850,25 @@ fn cri_pod_with_native_and_wasm_containers() {
     // loopback: one network namespace for the pod.
     let url = format!("http://127.0.0.1:{}/", deployment.port);
     let get = ["/bin/busybox", "wget", "-qO-", url.as_str()];
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let answer = loop {
+    let mut last = None;
+    let answer = common::poll(Duration::from_secs(60), || {
         let r = pod.exec_sync(&shell, &get);
         if r.exit_code == 0 {
-            break text(&r.stdout);
+            return Some(text(&r.stdout));
         }
-        assert!(
-            Instant::now() < deadline,
+        last = Some(r);
+        None
+    })
+    .unwrap_or_else(|| {
+        let r = last.unwrap_or_default();
+        panic!(
             "the Wasm service never answered (wget: {} {}); its log: {}; status: {:?}",
             r.exit_code,
             text(&r.stderr),
             std::fs::read_to_string(pod.logs.join("http.log")).unwrap_or_default(),
             pod.status(&wasm)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+        )
+    });
     assert_eq!(answer, "hello from wasi:http\n");
 
     // ExecSync: output and exit codes, native and Wasm.
@@ -1032,12 +1037,7 @@ fn cri_pod_annotations_pick_the_wasm_handler() {
         &["sh", "-c", "while true; do sleep 0.1; done"],
         &[],
     ));
-    let module = pod.create(container_config(
-        "module",
-        "localhost/rl-wasm:latest",
-        &["/probe.wasm", "sleep", "60"],
-        &[],
-    ));
+    let module = probe_module(&pod);
     for id in [&pod.id, &sidecar, &module] {
         let spec = node.oci_spec(id);
         for (k, v) in [
@@ -1050,9 +1050,6 @@ fn cri_pod_annotations_pick_the_wasm_handler() {
     // The sidecar is a native shell: ExecSync runs busybox in it.
     let r = pod.exec_sync(&sidecar, &["sh", "-c", "echo native"]);
     assert_eq!((r.exit_code, text(&r.stdout)), (0, "native\n".to_string()));
-    // The module runs as Wasm: its process is runlet's engine.
-    let r = pod.exec_sync(&module, &["/probe.wasm", "hello"]);
-    assert_eq!(text(&r.stdout), "hello from wasm\n", "{}", text(&r.stderr));
     for id in [&sidecar, &module] {
         pod.stop(id, 2);
         pod.remove(id);
@@ -1067,14 +1064,7 @@ fn cri_pod_annotations_pick_the_wasm_handler() {
         "runlet",
     );
     forced.wait_pause_running();
-    let module = forced.create(container_config(
-        "module",
-        "localhost/rl-wasm:latest",
-        &["/probe.wasm", "sleep", "60"],
-        &[],
-    ));
-    let r = forced.exec_sync(&module, &["/probe.wasm", "hello"]);
-    assert_eq!(text(&r.stdout), "hello from wasm\n", "{}", text(&r.stderr));
+    let module = probe_module(&forced);
     forced.stop(&module, 2);
     forced.remove(&module);
     forced.stop_and_remove();

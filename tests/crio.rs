@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::callers::{assert_ok, rand_suffix};
 use common::{output_of, runlet_bin, Env};
@@ -29,18 +29,15 @@ fn conmon(env: &Env, args: &[String]) -> String {
         ))
         .env("RUNLET_WASM_CACHE", env.wasm_cache());
     assert_ok(&output_of(&mut c), "conmon");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = std::fs::read_to_string(&sync).unwrap_or_default();
-        if s.contains('}') {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "conmon never reported through the sync pipe"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    text_once(&sync, |s| s.contains('}')).expect("conmon never reported through the sync pipe")
+}
+
+/// The text of `path` once `done` holds for it (None after 60 s).
+fn text_once(path: &Path, done: impl Fn(&str) -> bool) -> Option<String> {
+    common::poll(Duration::from_secs(60), || {
+        let s = std::fs::read_to_string(path).unwrap_or_default();
+        done(&s).then_some(s)
+    })
 }
 
 /// conmon's arguments for creating container `id`, as CRI-O passes them
@@ -123,19 +120,12 @@ fn crio_flow(
 
     env.ok(&["start", id]);
     assert_eq!(env.status(id), "running");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(dir.join("ctr.log"))
-        .unwrap_or_default()
-        .contains(expect_output)
-    {
-        assert!(
-            Instant::now() < deadline,
+    let log = text_once(&dir.join("ctr.log"), |s| s.contains(expect_output)).unwrap_or_else(|| {
+        panic!(
             "no output in the CRI log: {:?}",
             std::fs::read_to_string(dir.join("ctr.log"))
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let log = std::fs::read_to_string(dir.join("ctr.log")).expect("log");
+        )
+    });
     // The CRI log format: RFC3339 time, stream, tag, text.
     let line = log
         .lines()
@@ -191,16 +181,8 @@ fn crio_flow(
     env.ok(&["kill", id, "TERM"]);
     env.ok(&["kill", id, "SIGKILL"]);
     let exit_file = dir.join("exits").join(id);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !exit_file.exists() {
-        assert!(Instant::now() < deadline, "conmon wrote no exit file");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(
-        std::fs::read_to_string(&exit_file).expect("exit").trim(),
-        "137"
-    );
+    let code = text_once(&exit_file, |s| !s.trim().is_empty()).expect("conmon wrote no exit file");
+    assert_eq!(code.trim(), "137");
     env.fails(&["kill", id, "KILL"], "container not running");
     env.ok(&["delete", "--force", id]);
     env.fails(&["state", id], "does not exist");
@@ -258,16 +240,8 @@ fn crio_conmon_wasm() {
     assert!(sync.contains("\"pid\""), "{sync}");
     env.ok(&["start", &id]);
     let exit_file = dir.join("exits").join(&id);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !exit_file.exists() {
-        assert!(Instant::now() < deadline, "the module never exited");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(
-        std::fs::read_to_string(&exit_file).expect("exit").trim(),
-        "0"
-    );
+    let code = text_once(&exit_file, |s| !s.trim().is_empty()).expect("the module never exited");
+    assert_eq!(code.trim(), "0");
     let log = std::fs::read_to_string(dir.join("ctr.log")).expect("log");
     assert!(
         log.contains("stdout F argv=/app/probe-p1.wasm info crio-wasm"),
@@ -318,17 +292,8 @@ fn crio_sandbox_marker_allowed_annotations_and_resize() {
     let sync = conmon(&env, &args);
     assert!(sync.contains("\"pid\""), "{sync}");
     env.ok(&["start", &id]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(dir.join("ctr.log"))
-        .unwrap_or_default()
-        .contains("infra-native")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the infra container ran no shell"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    text_once(&dir.join("ctr.log"), |s| s.contains("infra-native"))
+        .expect("the infra container ran no shell");
 
     // Resize, as CRI-O's UpdateContainerResources runs it.
     let out = env.run_with_stdin(

@@ -296,8 +296,8 @@ fn restore(
 /// The prestart and createRuntime hooks, run when CRIU has made the
 /// restored init's namespaces and before its processes run on, as runc
 /// runs them on restore: the state carries the restored init's pid, and a
-/// failing hook fails the restore. A hook without `env` gets runlet's
-/// environment, as at `create` (see compat.rs).
+/// failing hook fails the restore. The spec was loaded as `create` loads
+/// it, so a hook without `env` already has runlet's (compat.rs).
 fn restore_hooks(p: &Paths, spec: &libcontainer::oci_spec::runtime::Spec, pid: i32) -> Result<()> {
     let Some(hooks) = spec.hooks() else {
         return Ok(());
@@ -309,14 +309,13 @@ fn restore_hooks(p: &Paths, spec: &libcontainer::oci_spec::runtime::Spec, pid: i
         p.bundle.to_path_buf(),
     );
     state.annotations = spec.annotations().clone();
-    let own: std::collections::HashMap<String, String> = std::env::vars().collect();
     #[allow(deprecated)]
     let prestart = hooks.prestart();
     for (kind, list) in [
         ("prestart", prestart),
         ("createRuntime", hooks.create_runtime()),
     ] {
-        libcontainer::hooks::run_hooks(list.as_ref(), Some(&state), None, None, Some(&own))
+        libcontainer::hooks::run_hooks(list.as_ref(), Some(&state), None, None, None)
             .map_err(|e| anyhow!("hooks.{kind}: {}", crate::container::root_cause(&e)))?;
     }
     Ok(())

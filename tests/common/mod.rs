@@ -431,18 +431,27 @@ impl Env {
 }
 
 /// Whether a pid is alive (and not a zombie).
+/// Polls `f` every 20 ms until it returns Some, for up to `limit`: the
+/// tests wait for the event itself, the limit is only a safety net.
+#[allow(dead_code)]
+pub fn poll<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether `pid` is gone (or a zombie) within 30 s: a killed process takes
 /// a moment to exit, longer on a loaded or emulated machine.
 #[allow(dead_code)]
 pub fn dies(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while alive(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
+    poll(Duration::from_secs(30), || (!alive(pid)).then_some(())).is_some()
 }
 
 pub fn alive(pid: i32) -> bool {
