@@ -188,6 +188,22 @@ pub fn controller_dir(cgroups_path: &Path, systemd: bool, controller: &str) -> O
         .map(|h| h.dir)
 }
 
+/// The cgroups path (for cgroupfs) that an `exec`'d process joins: a
+/// systemd container's scope as the path systemd gave it. runc's exec, too,
+/// writes the process into the container's cgroup and never talks to
+/// systemd; libcgroups' systemd manager would connect to D-Bus in the
+/// intermediate process, and the exec'd process, forked from it, would
+/// hold that root-authenticated connection to systemd until its execve (a
+/// Wasm one for its whole life).
+pub fn exec_path(cgroups_path: &Path, systemd: bool) -> PathBuf {
+    if systemd {
+        if let Some(p) = systemd_scope_path(&cgroups_path.to_string_lossy()) {
+            return p;
+        }
+    }
+    cgroups_path.to_path_buf()
+}
+
 /// `slice:prefix:name` as a path below the cgroup root.
 fn systemd_scope_path(cgroups_path: &str) -> Option<PathBuf> {
     let mut parts = cgroups_path.splitn(3, ':');

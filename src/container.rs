@@ -44,6 +44,8 @@ pub struct InitRequest {
     pub no_pivot: bool,
     pub executor: Box<dyn Executor>,
     pub handler: String,
+    /// The workload is Wasm: the init stays runlet for its whole life.
+    pub handler_is_wasm: bool,
     pub notify_socket: Option<PathBuf>,
     /// `--cgroup-manager=disabled`.
     pub cgroups_disabled: bool,
@@ -182,7 +184,7 @@ fn build_init(
         user_ns_config,
         cgroup_config: cgroups,
         detached: true,
-        executor: late.wrap(req.executor),
+        executor: late.wrap(req.executor, req.preserve_fds),
         no_pivot: req.no_pivot,
         stdin: None,
         stdout: None,
@@ -190,10 +192,7 @@ fn build_init(
         as_sibling: false,
         pid_file: None,
     };
-    let errors = crate::logging::ChildErrors::capture();
-    let pid = libcontainer::process::container_main_process::container_main_process(&args)
-        .map_err(|e| process_failure(&e, errors.as_ref(), &args.spec))?;
-    drop(errors);
+    let pid = clone_processes(&args, &req.root, &req_id, req.handler_is_wasm)?;
     // From here on the init exists: a failure must take it down too.
     let finish = |extra: &mut RunletState| -> Result<()> {
         if extra.cgroups_disabled {
@@ -228,6 +227,36 @@ fn build_init(
         .set_pid(pid.as_raw());
     state::save(&container)?;
     Ok(container)
+}
+
+/// Has libcontainer clone the container's processes (its main process:
+/// intermediate, then init or exec process). They are clones of this
+/// runlet without an execve, so first everything of runlet's that they
+/// must not hold goes: the host's procfs handle (`fds`) and the caller's
+/// command line and environment (`procview`). A Wasm process is runlet for
+/// its whole life, so there a view that cannot be replaced is an error.
+fn clone_processes(args: &ContainerArgs, root: &Path, id: &str, wasm: bool) -> Result<Pid> {
+    let process = args.spec.process().as_ref();
+    let shown = crate::procview::Shown::set(
+        process
+            .and_then(|p| p.args().as_deref())
+            .unwrap_or_default(),
+        process.and_then(|p| p.env().as_deref()).unwrap_or_default(),
+    );
+    let _shown = match shown {
+        Ok(s) => Some(s),
+        Err(e) if wasm => bail!(
+            "cannot hide runlet's command line and environment from the Wasm container: prctl(PR_SET_MM_MAP): {e} (a kernel with CONFIG_CHECKPOINT_RESTORE is needed)"
+        ),
+        Err(e) => {
+            tracing::debug!("prctl(PR_SET_MM_MAP): {e}; the init shows runlet's environment until start");
+            None
+        }
+    };
+    crate::fds::close_procfs_cache();
+    let errors = crate::logging::ChildErrors::capture(&crate::inflight::marker(root, id));
+    libcontainer::process::container_main_process::container_main_process(args)
+        .map_err(|e| process_failure(&e, errors.as_ref(), &args.spec))
 }
 
 /// Absent capability sets mean empty ones (runc's reading of the spec);
@@ -442,6 +471,8 @@ pub struct TenantRequest {
     /// The pipe (read, write) whose write end closes when the process has
     /// started; created by the caller so a Wasm executor can close it.
     pub exec_notify: (OwnedFd, OwnedFd),
+    /// The process is Wasm (runlet for its whole life).
+    pub wasm: bool,
 }
 
 /// Starts a process inside the namespaces and cgroup of a running
@@ -493,7 +524,7 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
         .set_mounts(None);
     let late = crate::late::Late::split(&mut spec)?;
 
-    let mut final_cgroup = config.cgroup_path.clone();
+    let mut final_cgroup = crate::cgroups::exec_path(&config.cgroup_path, container.systemd());
     if let Some(sub) = req.sub_cgroup.as_deref().filter(|s| *s != "/") {
         let sub = sub.trim_start_matches('/');
         if sub.split('/').any(|c| c == "..") {
@@ -536,9 +567,9 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
         // metadata; the tenant spec has no hooks, so nothing else uses it.
         container: Some(container.clone()),
         user_ns_config,
-        cgroup_config: cgroup_config(final_cgroup, container.systemd(), &req.id),
+        cgroup_config: cgroup_config(final_cgroup, false, &req.id),
         detached: true,
-        executor: late.wrap(req.executor),
+        executor: late.wrap(req.executor, req.preserve_fds),
         no_pivot: false,
         stdin: None,
         stdout: None,
@@ -546,15 +577,12 @@ pub fn exec_tenant(req: TenantRequest, loaded: &state::Loaded) -> Result<Pid> {
         as_sibling: false,
         pid_file: None,
     };
-    let errors = crate::logging::ChildErrors::capture();
-    let result = libcontainer::process::container_main_process::container_main_process(&args)
-        .map_err(|e| process_failure(&e, errors.as_ref(), &args.spec))
-        .and_then(|pid| {
-            NotifySocket::new(&notify_path)
-                .notify_container_start()
-                .map_err(|e| anyhow!("starting exec process: {e}"))?;
-            Ok(pid)
-        });
+    let result = clone_processes(&args, &req.root, &req.id, req.wasm).and_then(|pid| {
+        NotifySocket::new(&notify_path)
+            .notify_container_start()
+            .map_err(|e| anyhow!("starting exec process: {e}"))?;
+        Ok(pid)
+    });
     let _ = fs::remove_file(&notify_path);
     let pid = result?;
     if loaded.extra.cgroups_disabled {

@@ -37,7 +37,7 @@ pub struct ConsoleSocket {
 
 impl ConsoleSocket {
     pub fn bind(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+        crate::state::make_root(dir)?;
         let path = dir.join(format!(".console-{}.sock", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;

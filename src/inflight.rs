@@ -2,63 +2,43 @@
 //! before it recorded them.
 //!
 //! libcontainer's intermediate process and the init it forks are clones of
-//! the runlet that created them: they keep its command line until the
-//! init's execve, and libcontainer names them `youki:[1:INTER]` /
-//! `youki:[2:INIT]`. When that runlet is killed half way (SIGKILL, OOM,
-//! a caller's timeout) they live on: the intermediate joins the cgroups and
-//! forks the init, which then waits for `start` forever, with no pid in the
-//! state dir. runlet finds them by name and by the state root and
-//! container id on their command line — exactly what a later `delete` is
-//! about — so it can kill them whether or not they reached a cgroup yet.
+//! the runlet that created them, and libcontainer names them
+//! `youki:[1:INTER]` / `youki:[2:INIT]`. When that runlet is killed half way
+//! (SIGKILL, OOM, a caller's timeout) they live on: the intermediate joins
+//! the cgroups and forks the init, which then waits for `start` forever,
+//! with no pid in the state dir. Until the container is recorded they hold
+//! the memfd through which they report errors to runlet
+//! (`logging::ChildErrors`), and its name is [`marker`] of the state root
+//! and container id — exactly what a later `delete` is about — so runlet
+//! finds them whether or not they reached a cgroup yet. (Their command line
+//! and environment show the container's own, see `procview`.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use clap::Parser;
-
-use crate::cli::{Cli, Command};
-
-/// The state root and container id a runlet command line works on, when
-/// it is a command that spawns container processes.
-fn target_of(pid: i32, args: &[String]) -> Option<(PathBuf, String)> {
-    let cli = Cli::try_parse_from(args).ok()?;
-    let id = match cli.command? {
-        Command::Create(a) => a.container_id,
-        Command::Run(a) => a.create.container_id,
-        Command::Exec(a) => a.container_id,
-        _ => return None,
-    };
-    // --root as that process saw it: its own flag or environment.
-    let explicit = args
+/// The name of the error memfd of the container processes that a runlet
+/// working on container `id` under `root` clones.
+pub fn marker(root: &Path, id: &str) -> String {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    // FNV-1a: stable across builds, so any runlet finds another's.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = root
+        .as_os_str()
+        .as_encoded_bytes()
         .iter()
-        .any(|a| a == "--root" || a.starts_with("--root="));
-    let root = if explicit {
-        cli.global.root
-    } else {
-        environ_root(pid).unwrap_or_else(|| PathBuf::from(crate::cli::DEFAULT_ROOT))
-    };
-    let root = if root.is_relative() {
-        std::fs::read_link(format!("/proc/{pid}/cwd"))
-            .ok()?
-            .join(root)
-    } else {
-        root
-    };
-    Some((root, id))
-}
-
-/// RUNLET_ROOT from a process's initial environment.
-fn environ_root(pid: i32) -> Option<PathBuf> {
-    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    env.split(|b| *b == 0)
-        .find_map(|kv| kv.strip_prefix(b"RUNLET_ROOT="))
-        .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()))
+        .chain(b"\0")
+        .chain(id.as_bytes());
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("runlet-create-{hash:016x}")
 }
 
 /// Live processes left by a runlet that worked on container `id` under
 /// `root`.
 pub fn find(root: &Path, id: &str) -> Vec<i32> {
-    let want_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let want = format!("/memfd:{} (deleted)", marker(root, id));
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -76,22 +56,13 @@ pub fn find(root: &Path, id: &str) -> Vec<i32> {
         if !comm.starts_with("youki:[") || !crate::state::is_live(pid) {
             continue;
         }
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if !args.iter().any(|a| a == id) {
-            continue;
-        }
-        if let Some((r, i)) = target_of(pid, &args) {
-            let r = r.canonicalize().unwrap_or(r);
-            if i == id && r == want_root {
-                out.push(pid);
-            }
+        let holds_marker = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str()));
+        if holds_marker {
+            out.push(pid);
         }
     }
     out

@@ -14,6 +14,9 @@
 //!   With a notify rule libcontainer must load it (it passes the listener
 //!   fd to the runtime); without no_new_privs the load needs privileges
 //!   only libcontainer's early load has.
+//! - File descriptors: at the first point runlet's code runs in the
+//!   container process (`validate`, before the init reports ready), the
+//!   runtime's connections to host services are closed (see `fds`).
 
 use libcontainer::oci_spec::runtime::{LinuxSeccomp, Spec};
 use libcontainer::workload::{
@@ -49,12 +52,14 @@ impl Late {
         Ok(late)
     }
 
-    /// The workload's executor, wrapped when there is anything to set.
-    pub fn wrap(self, inner: Box<dyn Executor>) -> Box<dyn Executor> {
-        if self.caps.is_none() && self.seccomp.is_none() {
-            return inner;
-        }
-        Box::new(LateExecutor { inner, late: self })
+    /// The workload's executor, wrapped; `preserve_fds` are passed to the
+    /// container above stdio.
+    pub fn wrap(self, inner: Box<dyn Executor>, preserve_fds: i32) -> Box<dyn Executor> {
+        Box::new(LateExecutor {
+            inner,
+            late: self,
+            preserve_fds,
+        })
     }
 }
 
@@ -62,10 +67,12 @@ impl Late {
 struct LateExecutor {
     inner: Box<dyn Executor>,
     late: Late,
+    preserve_fds: i32,
 }
 
 impl Executor for LateExecutor {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        crate::fds::close_host_connections(3 + self.preserve_fds);
         self.inner.validate(spec)
     }
 

@@ -16,12 +16,18 @@
 //! is being set up, those events are also written to a memfd the processes
 //! share ([`ChildErrors`]), so that the cause reaches the final error
 //! without `--debug`.
+//!
+//! The `--log` file is opened for each line, by the runlet process that
+//! was started, never held open: the container's processes are clones of
+//! that runlet, and an fd they inherited would let the container write to
+//! a host file (see `fds`). Their lines travel through the same memfd and
+//! runlet appends them to the log when the clone is done, as runc forwards
+//! its init's log pipe.
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -31,7 +37,8 @@ use tracing_subscriber::prelude::*;
 use crate::cli::{GlobalOpts, LogFormat};
 
 enum Sink {
-    File(Mutex<File>),
+    /// Opened for each line (see the module doc).
+    File(std::path::PathBuf),
     Stderr,
 }
 
@@ -45,17 +52,37 @@ struct LineLayer {
 /// it: only the processes cloned from that one write to it.
 static CHILD_ERRORS_FD: AtomicI32 = AtomicI32::new(-1);
 static CHILD_ERRORS_OWNER: AtomicI32 = AtomicI32::new(0);
+/// The runlet process that was started (and so may write the log file).
+static LOG_OWNER: AtomicI32 = AtomicI32::new(0);
+
+/// Tags of the memfd's lines: an error event's message, or a whole log
+/// line for the log file.
+const ERROR_TAG: &str = "E ";
+const LINE_TAG: &str = "L ";
+
+fn is_log_owner() -> bool {
+    LOG_OWNER.load(Ordering::SeqCst) == std::process::id() as i32
+}
+
+/// Appends one line to the log file.
+fn append(path: &std::path::Path, line: &str) {
+    if let Ok(mut f) = open_log(path) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
 
 /// Error events of the container processes cloned while this lives.
 pub struct ChildErrors(std::os::fd::OwnedFd);
 
 impl ChildErrors {
-    /// Starts capturing; None when no memfd can be made (the final error
-    /// then carries libcontainer's generic line only).
-    pub fn capture() -> Option<ChildErrors> {
+    /// Starts capturing, in a memfd named `name` (`inflight::marker`);
+    /// None when no memfd can be made (the final error then carries
+    /// libcontainer's generic line only).
+    pub fn capture(name: &str) -> Option<ChildErrors> {
         use std::os::fd::AsRawFd;
+        let name = std::ffi::CString::new(name).ok()?;
         let fd = nix::sys::memfd::memfd_create(
-            c"runlet-child-errors",
+            name.as_c_str(),
             nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
         )
         .ok()?;
@@ -66,19 +93,55 @@ impl ChildErrors {
 
     /// The first error a container process logged: the most specific.
     pub fn first(&self) -> Option<String> {
-        let mut buf = vec![0u8; 4096];
-        let n = nix::sys::uio::pread(&self.0, &mut buf, 0).ok()?;
-        let text = String::from_utf8_lossy(&buf[..n]);
-        text.lines()
+        self.text()
+            .lines()
+            .filter_map(|l| l.strip_prefix(ERROR_TAG))
             .map(str::trim)
             .find(|l| !l.is_empty())
             .map(|l| explain_errnos(&innermost(l)))
+    }
+
+    fn text(&self) -> String {
+        let mut text = Vec::new();
+        let mut buf = vec![0u8; 16384];
+        while let Ok(n) = nix::sys::uio::pread(&self.0, &mut buf, text.len() as i64) {
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&text).into_owned()
     }
 }
 
 impl Drop for ChildErrors {
     fn drop(&mut self) {
         CHILD_ERRORS_FD.store(-1, Ordering::SeqCst);
+        // The container processes' log lines, into the log file.
+        let Some(path) = LOG_FILE.get() else {
+            return;
+        };
+        let lines: String = self
+            .text()
+            .lines()
+            .filter_map(|l| l.strip_prefix(LINE_TAG))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if !lines.is_empty() {
+            append(path, &lines);
+        }
+    }
+}
+
+/// In a container process that outlives its set-up (a Wasm init or exec
+/// process): nothing reads the memfd any more, so it is closed and the
+/// process's log events are dropped.
+pub fn leave_child_channel() {
+    let fd = CHILD_ERRORS_FD.swap(-1, Ordering::SeqCst);
+    if fd >= 0 && !is_log_owner() {
+        // SAFETY: the memfd inherited from the runlet that cloned this
+        // process; nothing writes to it once the static is cleared.
+        unsafe { libc::close(fd) };
     }
 }
 
@@ -151,9 +214,12 @@ pub fn warn(msg: impl std::fmt::Display) {
 
 /// Where the final error of a failed command goes besides stderr.
 pub struct ErrorLog {
-    file: Option<Mutex<File>>,
+    file: Option<std::path::PathBuf>,
     format: LogFormat,
 }
+
+/// The `--log` file, for forwarding the container processes' lines.
+static LOG_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 static ERROR_LOG: std::sync::OnceLock<ErrorLog> = std::sync::OnceLock::new();
 
@@ -232,20 +298,23 @@ impl<S: Subscriber> Layer<S> for LineLayer {
         let level = *event.metadata().level();
         let to_sink = self.sink.is_some() && level <= self.max_level;
         let fd = CHILD_ERRORS_FD.load(Ordering::SeqCst);
-        let to_parent = level == Level::ERROR
-            && fd >= 0
-            && CHILD_ERRORS_OWNER.load(Ordering::SeqCst) != std::process::id() as i32;
+        let in_clone =
+            fd >= 0 && CHILD_ERRORS_OWNER.load(Ordering::SeqCst) != std::process::id() as i32;
+        let to_parent = level == Level::ERROR && in_clone;
         if !to_sink && !to_parent {
             return;
         }
         let mut visitor = MessageVisitor::default();
         event.record(&mut visitor);
         let msg = visitor.into_line();
-        if to_parent {
+        let to_memfd = |text: String| {
             // SAFETY: fd is the memfd a live ChildErrors owns in the process
             // this one was cloned from; the clone holds its own copy.
             let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            let _ = nix::unistd::write(fd, format!("{msg}\n").as_bytes());
+            let _ = nix::unistd::write(fd, text.as_bytes());
+        };
+        if to_parent {
+            to_memfd(format!("{ERROR_TAG}{}\n", msg.replace('\n', " ")));
         }
         if !to_sink {
             return;
@@ -253,11 +322,11 @@ impl<S: Subscriber> Layer<S> for LineLayer {
         let mut line = format_line(self.format, level_name(&level), &msg);
         line.push('\n');
         match &self.sink {
-            Some(Sink::File(f)) => {
-                if let Ok(mut f) = f.lock() {
-                    let _ = f.write_all(line.as_bytes());
-                }
-            }
+            Some(Sink::File(path)) if is_log_owner() => append(path, &line),
+            // A clone: through the parent (never into a file by path,
+            // which would resolve inside the container).
+            Some(Sink::File(_)) if in_clone => to_memfd(format!("{LINE_TAG}{line}")),
+            Some(Sink::File(_)) => {}
             Some(Sink::Stderr) => {
                 let _ = std::io::stderr().write_all(line.as_bytes());
             }
@@ -266,9 +335,13 @@ impl<S: Subscriber> Layer<S> for LineLayer {
     }
 }
 
-fn open_log(path: &str) -> std::io::Result<File> {
-    let path = path.strip_prefix("file:").unwrap_or(path);
-    OpenOptions::new().create(true).append(true).open(path)
+fn open_log(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// Installs the global logger described by the global options.
@@ -281,13 +354,16 @@ pub fn init(opts: &GlobalOpts) -> anyhow::Result<()> {
         Level::WARN
     };
 
+    LOG_OWNER.store(std::process::id() as i32, Ordering::SeqCst);
     let (sink, error_file) = match &opts.log {
-        Some(path) if !path.is_empty() => {
-            let file = open_log(path).map_err(|e| anyhow::anyhow!("open log file {path}: {e}"))?;
-            let second = file
-                .try_clone()
-                .map_err(|e| anyhow::anyhow!("open log file {path}: {e}"))?;
-            (Some(Sink::File(Mutex::new(file))), Some(Mutex::new(second)))
+        Some(given) if !given.is_empty() => {
+            let path = std::path::Path::new(given.strip_prefix("file:").unwrap_or(given));
+            let path = std::path::absolute(path)
+                .map_err(|e| anyhow::anyhow!("open log file {given}: {e}"))?;
+            // Made (and checked) now; each line opens it again.
+            open_log(&path).map_err(|e| anyhow::anyhow!("open log file {given}: {e}"))?;
+            let _ = LOG_FILE.set(path.clone());
+            (Some(Sink::File(path.clone())), Some(path))
         }
         _ if opts.debug || opts.log_level.is_some() => (Some(Sink::Stderr), None),
         _ => (None, None),
@@ -312,12 +388,10 @@ pub fn init(opts: &GlobalOpts) -> anyhow::Result<()> {
 /// Records the command's final error in the log file, if there is one.
 pub fn log_final_error(msg: &str) {
     if let Some(log) = ERROR_LOG.get() {
-        if let Some(file) = &log.file {
-            if let Ok(mut f) = file.lock() {
-                let mut line = format_line(log.format, "error", msg);
-                line.push('\n');
-                let _ = f.write_all(line.as_bytes());
-            }
+        if let Some(path) = &log.file {
+            let mut line = format_line(log.format, "error", msg);
+            line.push('\n');
+            append(path, &line);
         }
     }
 }

@@ -9,6 +9,7 @@ mod compat;
 mod container;
 mod criu;
 mod dev;
+mod fds;
 mod foreground;
 mod idmap;
 mod inflight;
@@ -17,6 +18,7 @@ mod logging;
 mod native;
 mod notify;
 mod post_create;
+mod procview;
 mod protect;
 mod spec;
 mod state;
@@ -128,6 +130,17 @@ fn usage_error(e: clap::Error) -> ! {
 }
 
 fn run(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
+    // Before runlet opens anything: the caller's fds reach no container
+    // process but the ones it passes on purpose (src/fds.rs).
+    let passed = match &command {
+        Command::Create(a) => Some(a.preserve_fds + commands::create::listen_fds()),
+        Command::Run(a) => Some(a.create.preserve_fds + commands::create::listen_fds()),
+        Command::Exec(a) => Some(a.preserve_fds),
+        _ => None,
+    };
+    if let Some(n) = passed {
+        fds::close_callers(3 + n.max(0));
+    }
     logging::init(global)?;
     // Commands that only print (`runlet list | head -1`): a closed stdout
     // ends them quietly, as it ends any Unix tool, instead of the panic

@@ -69,10 +69,34 @@ pub fn save(container: &Container) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("saving state: {e:#}"))
 }
 
-/// Writes a file by renaming a fully written temporary file over it.
+/// Writes a state file by renaming a fully written temporary file over
+/// it. State files are private (0600 from their creation on): the spec
+/// holds `process.env`, often with secrets.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_mode(path, data, 0o600)
+}
+
+/// `write_atomic` for a file others may read: a `--pid-file`, which runc
+/// also leaves world-readable.
+pub fn write_public(path: &Path, data: &[u8]) -> Result<()> {
+    write_atomic_mode(path, data, 0o644)
+}
+
+fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data).map_err(|e| anyhow::anyhow!("write {}: {e}", tmp.display()))?;
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(data));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        bail!("write {}: {e}", tmp.display());
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         anyhow::anyhow!("write {}: {e}", path.display())
@@ -256,12 +280,30 @@ impl StateOutput {
     }
 }
 
+/// Mode of the state root and of each container's directory: nobody else
+/// lists them, and the files in them are 0600; others may still pass
+/// through (o+x), which a user namespace's root needs to reach the bind
+/// sources runlet stages there (`idmap`).
+const DIR_MODE: u32 = 0o711;
+
+/// Makes the state root when it is missing (an existing one is left as
+/// it is: `--root` may name any directory).
+pub fn make_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(root)
+        .map_err(|e| anyhow!("state root {}: {e}", root.display()))
+}
+
 /// Makes the state directory of a new container `id` (and the state root
 /// when missing); fails if the container exists.
 pub fn make_container_dir(root: &Path, id: &str) -> Result<PathBuf> {
-    std::fs::create_dir_all(root).map_err(|e| anyhow!("state root {}: {e}", root.display()))?;
+    use std::os::unix::fs::DirBuilderExt;
+    make_root(root)?;
     let dir = container_dir(root, id);
-    match std::fs::create_dir(&dir) {
+    match std::fs::DirBuilder::new().mode(DIR_MODE).create(&dir) {
         Ok(()) => Ok(dir),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             bail!("container {id} already exists")

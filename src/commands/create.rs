@@ -65,6 +65,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
             &rootfs,
             ctx,
             None,
+            args.preserve_fds + listen_fds(),
         )?,
         None => bail!("process: missing"),
     };
@@ -104,13 +105,14 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
         no_pivot: args.no_pivot,
         executor,
         handler: workload.name().to_string(),
+        handler_is_wasm: !matches!(workload, dispatch::Workload::Native),
         notify_socket,
         cgroups_disabled: ctx.cgroups_disabled,
     })?;
 
     if let Some(pid_file) = pid_file {
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-        if let Err(e) = state::write_atomic(&pid_file, pid.to_string().as_bytes()) {
+        if let Err(e) = state::write_public(&pid_file, pid.to_string().as_bytes()) {
             super::delete::force_remove(ctx, id);
             bail!("--pid-file: {e}");
         }
@@ -150,7 +152,7 @@ pub fn forget_listen_fds() {
 }
 
 /// Number of fds passed by systemd socket activation, when meant for us.
-fn listen_fds() -> i32 {
+pub fn listen_fds() -> i32 {
     let pid_ok = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())

@@ -69,6 +69,7 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
         &root,
         ctx,
         Some(std::os::fd::AsRawFd::as_raw_fd(&notify_write)),
+        args.preserve_fds,
     )?;
     let pid = container::exec_tenant(
         TenantRequest {
@@ -80,11 +81,12 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
             sub_cgroup: args.cgroup.clone(),
             executor,
             exec_notify: (notify_read, notify_write),
+            wasm: !matches!(workload, dispatch::Workload::Native),
         },
         &loaded,
     )?;
     if let Some(pid_file) = pid_file {
-        state::write_atomic(&pid_file, pid.to_string().as_bytes())?;
+        state::write_public(&pid_file, pid.to_string().as_bytes())?;
     }
     if args.detach {
         return Ok(0);
@@ -95,6 +97,37 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
     };
     let sfd = foreground::block_signals()?;
     foreground::wait(sfd, pid, master)
+}
+
+/// What a process.json leaves out is the container's: without
+/// `capabilities` the process would otherwise get the caller's full set
+/// (runc, too, falls back to the container's set, and its AppArmor profile
+/// and SELinux label), without `user` run as root, without `rlimits` or
+/// `noNewPrivileges` escape limits the container's process has (runc 1.1
+/// gives root, the caller's limits and no no_new_privs there: runlet keeps
+/// the container's, see docs/security.md).
+fn inherit_omitted(raw: &mut serde_json::Value, container: Option<&Process>) {
+    const KEYS: [&str; 6] = [
+        "capabilities",
+        "rlimits",
+        "noNewPrivileges",
+        "apparmorProfile",
+        "selinuxLabel",
+        "user",
+    ];
+    let Some(container) = container.and_then(|p| serde_json::to_value(p).ok()) else {
+        return;
+    };
+    let Some(obj) = raw.as_object_mut() else {
+        return;
+    };
+    for key in KEYS {
+        if obj.get(key).is_none_or(|v| v.is_null()) {
+            if let Some(v) = container.get(key).filter(|v| !v.is_null()) {
+                obj.insert(key.to_string(), v.clone());
+            }
+        }
+    }
 }
 
 /// `CAP_SYS_ADMIN`, `SYS_ADMIN` or `sys_admin`. oci-spec's `FromStr`
@@ -118,8 +151,9 @@ fn build_process(
 ) -> Result<Process> {
     if let Some(path) = &args.process {
         let data = std::fs::read(path).map_err(|e| anyhow!("--process {}: {e}", path.display()))?;
-        let raw: serde_json::Value = serde_json::from_slice(&data)
+        let mut raw: serde_json::Value = serde_json::from_slice(&data)
             .map_err(|e| anyhow!("--process {}: invalid process: {e}", path.display()))?;
+        inherit_omitted(&mut raw, init_spec.process().as_ref());
         let mut wrapped = serde_json::json!({ "process": raw });
         crate::compat::fix_json(&mut wrapped);
         let mut process: Process = serde_json::from_value(wrapped["process"].take())
@@ -206,4 +240,50 @@ fn build_process(
         p.set_capabilities(Some(caps));
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each key a process.json may leave out is taken from the container's
+    /// process; a key it gives is kept.
+    #[test]
+    fn omitted_keys_come_from_the_container() {
+        let container: Process = serde_json::from_value(serde_json::json!({
+            "args": ["sleep", "1"],
+            "cwd": "/",
+            "user": { "uid": 1000, "gid": 1000 },
+            "capabilities": { "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"] },
+            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 512, "soft": 256 }],
+            "noNewPrivileges": true,
+            "apparmorProfile": "container-profile",
+            "selinuxLabel": "system_u:system_r:container_t:s0"
+        }))
+        .expect("container process");
+        let mut raw = serde_json::json!({ "args": ["id"], "cwd": "/" });
+        inherit_omitted(&mut raw, Some(&container));
+        let merged: Process = serde_json::from_value(raw).expect("merged process");
+        assert_eq!(merged.user().uid(), 1000);
+        assert_eq!(merged.capabilities(), container.capabilities());
+        assert_eq!(merged.rlimits(), container.rlimits());
+        assert_eq!(merged.no_new_privileges(), Some(true));
+        assert_eq!(
+            merged.apparmor_profile().as_deref(),
+            Some("container-profile")
+        );
+        assert_eq!(
+            merged.selinux_label().as_deref(),
+            Some("system_u:system_r:container_t:s0")
+        );
+        assert_eq!(merged.args().as_deref(), Some(&["id".to_string()][..]));
+
+        let mut raw = serde_json::json!({
+            "args": ["id"], "cwd": "/", "user": { "uid": 0, "gid": 0 }, "noNewPrivileges": false
+        });
+        inherit_omitted(&mut raw, Some(&container));
+        let merged: Process = serde_json::from_value(raw).expect("merged process");
+        assert_eq!(merged.user().uid(), 0);
+        assert_eq!(merged.no_new_privileges(), Some(false));
+    }
 }

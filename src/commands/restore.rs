@@ -142,7 +142,7 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
             .set_creator(nix::unistd::geteuid().as_raw());
         state::save(&container)?;
         if let Some(p) = &pid_file {
-            state::write_atomic(p, pid.to_string().as_bytes())
+            state::write_public(p, pid.to_string().as_bytes())
                 .map_err(|e| anyhow!("--pid-file: {e}"))?;
         }
         Ok(())

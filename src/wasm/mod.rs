@@ -63,11 +63,17 @@ pub struct WasmExecutor {
     exec_notify_fd: Option<RawFd>,
     /// Where a wasi:http proxy is served (decided and checked at create).
     serve: http::ServeConfig,
+    /// The fds passed to the container above stdio.
+    preserve_fds: i32,
+    /// The fds the loaded module holds (wasmtime keeps a cached module's
+    /// file open to map its memory images from it).
+    engine_fds: Vec<RawFd>,
 }
 
 /// The executor for a workload. `root` is the container's root filesystem
 /// as seen from the host (the bundle's rootfs, or /proc/<init>/root);
-/// `exec_notify_fd` is the write end of the exec-notify pipe for `exec`.
+/// `exec_notify_fd` is the write end of the exec-notify pipe for `exec`;
+/// `preserve_fds` are passed to the container above stdio.
 pub fn executor_for(
     workload: &Workload,
     process: &Process,
@@ -75,11 +81,15 @@ pub fn executor_for(
     root: &Path,
     ctx: &crate::Ctx,
     exec_notify_fd: Option<RawFd>,
+    preserve_fds: i32,
 ) -> Result<Box<dyn Executor>> {
     match workload {
         Workload::Native => Ok(crate::native::executor()),
         Workload::Wasm { engine } => {
+            let before = crate::fds::open_fds();
             let mut executor = prepare(engine, process, root, ctx)?;
+            executor.engine_fds = opened_since(&before);
+            executor.preserve_fds = preserve_fds;
             executor.serve = http::ServeConfig::from_container(
                 process.env().as_deref().unwrap_or_default(),
                 annotations,
@@ -130,6 +140,8 @@ fn prepare(engine: &str, process: &Process, root: &Path, ctx: &crate::Ctx) -> Re
             module_path: PathBuf::from(&args0),
             exec_notify_fd: None,
             serve: default_serve(),
+            preserve_fds: 0,
+            engine_fds: Vec::new(),
         });
     };
     let bytes = read_bounded(&mut file, ctx.wasm_max_module_size)
@@ -151,7 +163,17 @@ fn prepare(engine: &str, process: &Process, root: &Path, ctx: &crate::Ctx) -> Re
         module_path,
         exec_notify_fd: None,
         serve: default_serve(),
+        preserve_fds: 0,
+        engine_fds: Vec::new(),
     })
+}
+
+/// The fds open now that were not in `before`.
+fn opened_since(before: &[RawFd]) -> Vec<RawFd> {
+    crate::fds::open_fds()
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        .collect()
 }
 
 fn default_serve() -> http::ServeConfig {
@@ -277,15 +299,19 @@ impl Executor for WasmExecutor {
     }
 
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let mut engine_fds = self.engine_fds.clone();
         let loaded = match &self.loaded {
             Some(l) => l.clone(),
             None => {
+                let before = crate::fds::open_fds();
                 let bytes = std::fs::read(&self.module_path).map_err(|e| {
                     ExecutorError::Other(format!("{}: {e}", self.module_path.display()))
                 })?;
-                self.handler.load(Source::Bytes(bytes), None).map_err(|e| {
+                let loaded = self.handler.load(Source::Bytes(bytes), None).map_err(|e| {
                     ExecutorError::Other(format!("{}: {e}", self.module_path.display()))
-                })?
+                })?;
+                engine_fds.extend(opened_since(&before));
+                loaded
             }
         };
         if let Some(fd) = self.exec_notify_fd {
@@ -295,6 +321,11 @@ impl Executor for WasmExecutor {
             // pipe in this (cloned) process; nothing uses it after this.
             unsafe { libc::close(fd) };
         }
+        // What a native process's execve would close: every fd but stdio,
+        // the preserved ones and the engine's (src/fds.rs). The guest and
+        // the engine open their own from here on.
+        crate::logging::leave_child_channel();
+        crate::fds::keep_only(3 + self.preserve_fds, &engine_fds);
         let inv = invocation(spec, &self.module_path, loaded.world);
         let result = match loaded.world {
             World::Command => {
