@@ -472,3 +472,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{s:?} is not a size in bytes (e.g. 67108864, 64M, 1G)"))
 }
+
+/// A path from the command line, made absolute against the working
+/// directory (callers pass relative bundle, pid-file and socket paths).
+pub fn absolute(p: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}

@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -261,5 +261,30 @@ fn reap(pid: Pid) -> Option<i32> {
                 }
             }
         }
+    }
+}
+
+/// runc's rules for terminals, with runc's wording.
+pub fn check_terminal(terminal: bool, console_socket: bool, detached: bool) -> Result<()> {
+    if detached && terminal && !console_socket {
+        bail!("cannot allocate tty if runc will detach without setting console socket");
+    }
+    if console_socket && !terminal {
+        bail!("cannot use console socket if runc will not detach or allocate tty");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_rules() {
+        assert!(check_terminal(true, false, true).is_err());
+        assert!(check_terminal(false, true, true).is_err());
+        assert!(check_terminal(true, true, true).is_ok());
+        assert!(check_terminal(false, false, true).is_ok());
+        assert!(check_terminal(true, false, false).is_ok());
     }
 }

@@ -1,26 +1,13 @@
 //! runlet: a runc-compatible OCI runtime built on youki's libcontainer,
 //! with an embedded WebAssembly handler (see src/wasm/).
 
-mod caps;
 mod cgroups;
 mod cli;
 mod commands;
-mod compat;
+mod config;
 mod container;
-mod criu;
-mod dev;
-mod fds;
 mod foreground;
-mod idmap;
-mod inflight;
-mod late;
 mod logging;
-mod native;
-mod notify;
-mod post_create;
-mod procview;
-mod protect;
-mod spec;
 mod state;
 mod wasm;
 
@@ -33,7 +20,7 @@ pub struct Ctx {
     pub root: std::path::PathBuf,
     pub systemd: bool,
     /// `--cgroup-manager=disabled`: the container stays in the caller's
-    /// cgroups (src/cgroups.rs, `leave_to_caller`).
+    /// cgroups (src/cgroups/removal.rs, `evict_to_caller`).
     pub cgroups_disabled: bool,
     /// `--rootless` given as true (or bare).
     pub rootless: bool,
@@ -72,8 +59,8 @@ impl Ctx {
 }
 
 fn main() {
-    // Started as its own uid/gid mapping helper (src/idmap.rs).
-    if let Some(code) = idmap::run_as_helper() {
+    // Started as its own uid/gid mapping helper (src/container/idmap.rs).
+    if let Some(code) = container::idmap::run_as_helper() {
         std::process::exit(code);
     }
     let cli = match Cli::try_parse() {
@@ -131,15 +118,15 @@ fn usage_error(e: clap::Error) -> ! {
 
 fn run(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
     // Before runlet opens anything: the caller's fds reach no container
-    // process but the ones it passes on purpose (src/fds.rs).
+    // process but the ones it passes on purpose (src/container/fds.rs).
     let passed = match &command {
-        Command::Create(a) => Some(a.preserve_fds + commands::create::listen_fds()),
-        Command::Run(a) => Some(a.create.preserve_fds + commands::create::listen_fds()),
+        Command::Create(a) => Some(a.preserve_fds + container::fds::listen_fds()),
+        Command::Run(a) => Some(a.create.preserve_fds + container::fds::listen_fds()),
         Command::Exec(a) => Some(a.preserve_fds),
         _ => None,
     };
     if let Some(n) = passed {
-        fds::close_callers(3 + n.max(0));
+        container::fds::close_callers(3 + n.max(0));
     }
     logging::init(global)?;
     // Commands that only print (`runlet list | head -1`): a closed stdout
@@ -163,7 +150,7 @@ fn run(global: &cli::GlobalOpts, command: Command) -> anyhow::Result<i32> {
         command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
     ) {
-        protect::ensure_protected_exe()?;
+        container::protect::ensure_protected_exe()?;
     }
     let ctx = Ctx::from_global(global)?;
     commands::dispatch(&ctx, command)

@@ -127,28 +127,6 @@ pub fn container_dir(root: &Path, id: &str) -> PathBuf {
     root.join(id)
 }
 
-/// A process's state letter and start time (ticks since boot, field 22),
-/// from one read of /proc/<pid>/stat.
-fn process_stat(pid: i32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // rest starts at field 3 (state); starttime is field 22.
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    Some((state, fields.nth(18)?.parse().ok()?))
-}
-
-/// Start time (ticks since boot) of a process, from /proc/<pid>/stat.
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    process_stat(pid).map(|(_, start)| start)
-}
-
-/// Whether a process exists and is not a zombie.
-pub fn is_live(pid: i32) -> bool {
-    process_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
-}
-
 /// A container loaded from the state root, with its status made current.
 pub struct Loaded {
     pub container: Container,
@@ -172,7 +150,7 @@ pub fn load(root: &Path, id: &str) -> Result<Loaded> {
     // as runc reports it (libcontainer's kill(pid, 0) check says running).
     if container.status() != ContainerStatus::Stopped {
         if let (Some(pid), Some(expected)) = (container.pid(), extra.init_start_time) {
-            let stat = process_stat(pid.as_raw());
+            let stat = crate::container::process::process_stat(pid.as_raw());
             let gone =
                 stat.is_none_or(|(state, start)| start != expected || state == 'Z' || state == 'X');
             if gone {
@@ -231,7 +209,11 @@ impl StateOutput {
     pub fn unreadable(dir: &Path, id: &str) -> Self {
         let extra = RunletState::load(dir).unwrap_or_default();
         let pid = match (extra.init_pid, extra.init_start_time) {
-            (Some(pid), Some(start)) if process_start_time(pid) == Some(start) => pid,
+            (Some(pid), Some(start))
+                if crate::container::process::process_start_time(pid) == Some(start) =>
+            {
+                pid
+            }
             _ => 0,
         };
         StateOutput {
@@ -326,7 +308,7 @@ pub fn save_spec_records(dir: &Path, spec: &Spec, id: &str) -> Result<()> {
 
 /// The spec saved at create time, for `exec`.
 pub fn load_spec_copy(root: &Path, id: &str) -> Result<Spec> {
-    crate::spec::read_spec_file(&container_dir(root, id).join(SPEC_COPY))
+    crate::config::spec::read_spec_file(&container_dir(root, id).join(SPEC_COPY))
 }
 
 #[cfg(test)]
@@ -339,12 +321,5 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "../x", "a b", "x\n"] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn start_time_of_self() {
-        let t = process_start_time(std::process::id() as i32);
-        assert!(t.is_some());
-        assert_eq!(t, process_start_time(std::process::id() as i32));
     }
 }

@@ -112,16 +112,35 @@ fn assert_holds_nothing_foreign(pid: i32, what: &str) {
 }
 
 /// Waits for the exec'd process whose command line is `args` (with the
-/// view runlet gives it, the container's own) to show up on the host.
+/// view runlet gives it, the container's own) to show up on the host: the
+/// one in the container (libcontainer's intermediate, which shows the same
+/// view, stays in the host's pid namespace and exits).
 fn exec_pid(args: &str) -> i32 {
     common::poll(std::time::Duration::from_secs(60), || {
         std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
             let pid: i32 = e.file_name().to_str()?.parse().ok()?;
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            (cmdline == format!("{}\0", args.replace(' ', "\0")).into_bytes()).then_some(pid)
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.starts_with("youki:[2:INIT]")
+                && cmdline == format!("{}\0", args.replace(' ', "\0")).into_bytes())
+            .then_some(pid)
         })
     })
     .expect("the exec'd process never appeared")
+}
+
+/// Waits until the Wasm process `pid` runs its guest: it drops its error
+/// channel to runlet right before (and closes everything else then).
+fn wait_for_guest(pid: i32) {
+    common::poll(std::time::Duration::from_secs(60), || {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+        let held = fds.flatten().any(|f| {
+            std::fs::read_link(f.path())
+                .is_ok_and(|t| t.to_string_lossy().starts_with("/memfd:runlet-create-"))
+        });
+        (!held).then_some(())
+    })
+    .expect("the Wasm process never started its guest");
 }
 
 #[test]
@@ -192,18 +211,7 @@ fn container_processes_hold_no_runtime_fd() {
     let init = env.pid(&id);
     assert_holds_nothing_foreign(init, "wasm init before start");
     env.ok(&["start", &id]);
-    // The guest is running once it shows its own command line... which
-    // it does from the start; wait until it no longer holds the error
-    // channel, which it drops right before the guest runs.
-    common::poll(std::time::Duration::from_secs(60), || {
-        let fds = std::fs::read_dir(format!("/proc/{init}/fd")).ok()?;
-        let held = fds.flatten().any(|f| {
-            std::fs::read_link(f.path())
-                .is_ok_and(|t| t.to_string_lossy().starts_with("/memfd:runlet-create-"))
-        });
-        (!held).then_some(())
-    })
-    .expect("the Wasm init never started its guest");
+    wait_for_guest(init);
     assert_holds_nothing_foreign(init, "wasm init, guest running");
     let mut exec = env
         .cmd()
@@ -222,6 +230,7 @@ fn container_processes_hold_no_runtime_fd() {
         .spawn()
         .expect("spawn exec");
     let pid = exec_pid("/app/probe-p1.wasm sleep 20");
+    wait_for_guest(pid);
     assert_holds_nothing_foreign(pid, "wasm exec process");
     env.ok(&["delete", "-f", &id]);
     let _ = exec.wait();

@@ -8,14 +8,13 @@
 
 use anyhow::{anyhow, bail, Result};
 use libcontainer::container::ContainerStatus;
-use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
-use rust_criu::rust_criu_protobuf::rpc::{Criu_opts, Criu_req_type};
-use std::os::fd::{AsRawFd, OwnedFd};
+use rust_criu::rust_criu_protobuf::rpc::Criu_req_type;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 
-use crate::cli::{CheckpointArgs, CriuArgs};
-use crate::{criu, state, Ctx};
+use crate::cli::CheckpointArgs;
+use crate::container::criu::{self, base_opts, external_namespaces, image_path, is_bind};
+use crate::{state, Ctx};
 
 pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
     let id = &args.container_id;
@@ -110,65 +109,7 @@ pub fn run(ctx: &Ctx, args: &CheckpointArgs) -> Result<i32> {
     )?;
     if !args.leave_running {
         // CRIU has killed the processes; the container goes, as with runc.
-        super::delete::force_remove(ctx, id);
+        crate::container::force_remove(ctx, id);
     }
     Ok(0)
-}
-
-/// `--image-path`, or ./checkpoint as runc; absolute.
-pub fn image_path(a: &CriuArgs) -> Result<PathBuf> {
-    super::create::absolute(a.image_path.as_deref().unwrap_or(Path::new("checkpoint")))
-}
-
-/// The options dump and restore share, with the image directory and the
-/// work directory (when given) opened for CRIU: their descriptors are
-/// returned, to keep open and pass on.
-pub fn base_opts(a: &CriuArgs, image: &Path) -> Result<(Criu_opts, Vec<OwnedFd>)> {
-    let mut opts = Criu_opts::new();
-    let image_fd = criu::open_dir(image, "--image-path")?;
-    opts.set_images_dir_fd(image_fd.as_raw_fd());
-    let mut dirs = vec![image_fd];
-    if let Some(w) = &a.work_path {
-        let work_fd = criu::open_dir(w, "--work-path")?;
-        opts.set_work_dir_fd(work_fd.as_raw_fd());
-        dirs.push(work_fd);
-    }
-    opts.set_log_level(4);
-    opts.set_tcp_established(a.tcp_established);
-    opts.set_ext_unix_sk(a.ext_unix_sk);
-    opts.set_shell_job(a.shell_job);
-    opts.set_file_locks(a.file_locks);
-    opts.set_auto_dedup(a.auto_dedup);
-    opts.set_manage_cgroups(true);
-    opts.set_manage_cgroups_mode(criu::cgroups_mode(&a.manage_cgroups_mode)?);
-    Ok((opts, dirs))
-}
-
-pub fn is_bind(m: &libcontainer::oci_spec::runtime::Mount) -> bool {
-    m.typ().as_deref() == Some("bind")
-        || m.options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind")
-}
-
-/// ((CRIU's name, path), key) of the namespaces joined by path that CRIU
-/// can take as external: network and pid, as runc.
-pub fn external_namespaces(spec: &Spec) -> Vec<((&'static str, PathBuf), &'static str)> {
-    let mut out = Vec::new();
-    for ns in spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let Some(path) = ns.path() else { continue };
-        match ns.typ() {
-            LinuxNamespaceType::Network => out.push((("net", path.clone()), "extRootNetNS")),
-            LinuxNamespaceType::Pid => out.push((("pid", path.clone()), "extRootPidNS")),
-            _ => {}
-        }
-    }
-    out
 }

@@ -1,16 +1,16 @@
 //! `create`: set up a container from a bundle; its process waits for `start`.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{bail, Result};
 use libcontainer::container::Container;
 
-use crate::cli::CreateArgs;
-use crate::container::{self, InitRequest};
-use crate::foreground::ConsoleSocket;
+use crate::cli::{absolute, CreateArgs};
+use crate::config::spec;
+use crate::container::fds::{forget_listen_fds, listen_fds};
+use crate::container::{self, notify, InitRequest};
+use crate::foreground::{check_terminal, ConsoleSocket};
 use crate::state;
 use crate::wasm::dispatch;
-use crate::{notify, spec, Ctx};
+use crate::Ctx;
 
 pub fn run(ctx: &Ctx, args: &CreateArgs) -> Result<i32> {
     create(ctx, args, true)?;
@@ -81,13 +81,13 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
     }
     let notify_socket = notify::prepare_spec(&mut spec, &dir)?;
     if let Some(mut process) = spec.process().clone() {
-        container::normalize_capabilities(&mut process);
+        crate::config::process::normalize_capabilities(&mut process);
         spec.set_process(Some(process));
     }
     if !extra_env.is_empty() {
         if let Some(mut process) = spec.process().clone() {
             let env = process.env().clone().unwrap_or_default();
-            process.set_env(Some(container::merge_env(&env, &extra_env)));
+            process.set_env(Some(crate::config::process::merge_env(&env, &extra_env)));
             spec.set_process(Some(process));
         }
     }
@@ -113,7 +113,7 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
     if let Some(pid_file) = pid_file {
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         if let Err(e) = state::write_public(&pid_file, pid.to_string().as_bytes()) {
-            super::delete::force_remove(ctx, id);
+            crate::container::force_remove(ctx, id);
             bail!("--pid-file: {e}");
         }
     }
@@ -121,62 +121,4 @@ pub fn create(ctx: &Ctx, args: &CreateArgs, detached: bool) -> Result<Created> {
         container,
         console: own_console,
     })
-}
-
-/// runc's rules for terminals, with runc's wording.
-pub fn check_terminal(terminal: bool, console_socket: bool, detached: bool) -> Result<()> {
-    if detached && terminal && !console_socket {
-        bail!("cannot allocate tty if runc will detach without setting console socket");
-    }
-    if console_socket && !terminal {
-        bail!("cannot use console socket if runc will not detach or allocate tty");
-    }
-    Ok(())
-}
-
-pub fn absolute(p: &Path) -> Result<PathBuf> {
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(p)
-    })
-}
-
-/// libcontainer's init reads LISTEN_FDS from the runtime's environment
-/// again (without checking LISTEN_PID) and would pass the fds a second
-/// time; runlet has taken them into account already.
-pub fn forget_listen_fds() {
-    for var in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
-        std::env::remove_var(var);
-    }
-}
-
-/// Number of fds passed by systemd socket activation, when meant for us.
-pub fn listen_fds() -> i32 {
-    let pid_ok = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        .is_some_and(|p| p == std::process::id());
-    if !pid_ok {
-        return 0;
-    }
-    std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse::<i32>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn terminal_rules() {
-        assert!(check_terminal(true, false, true).is_err());
-        assert!(check_terminal(false, true, true).is_err());
-        assert!(check_terminal(true, true, true).is_ok());
-        assert!(check_terminal(false, false, true).is_ok());
-        assert!(check_terminal(true, false, false).is_ok());
-    }
 }

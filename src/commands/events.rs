@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, args: &EventsArgs) -> Result<i32> {
         .container
         .spec()
         .map_err(|e| anyhow!("container {id}: {e}"))?;
-    let manager = libcgroups::common::create_cgroup_manager(crate::container::cgroup_config(
+    let manager = libcgroups::common::create_cgroup_manager(crate::cgroups::cgroup_config(
         config.cgroup_path,
         l.container.systemd(),
         id,

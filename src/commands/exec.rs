@@ -25,9 +25,9 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
     }
     let init_spec = state::load_spec_copy(&ctx.root, id)?;
     let mut process = build_process(args, &init_spec)?;
-    container::normalize_capabilities(&mut process);
+    crate::config::process::normalize_capabilities(&mut process);
     let terminal = process.terminal().unwrap_or(false);
-    super::create::check_terminal(terminal, args.console_socket.is_some(), args.detach)?;
+    crate::foreground::check_terminal(terminal, args.console_socket.is_some(), args.detach)?;
 
     let own_console = if terminal && args.console_socket.is_none() {
         Some(ConsoleSocket::bind(&ctx.root)?)
@@ -39,13 +39,13 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
         None => args
             .console_socket
             .as_deref()
-            .map(super::create::absolute)
+            .map(crate::cli::absolute)
             .transpose()?,
     };
     let pid_file = args
         .pid_file
         .as_deref()
-        .map(super::create::absolute)
+        .map(crate::cli::absolute)
         .transpose()?;
     let init_pid = loaded
         .container
@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<i32> {
         process.cwd(),
     );
     // Socket activation is for the container's init, never for exec.
-    super::create::forget_listen_fds();
+    crate::container::fds::forget_listen_fds();
     let (notify_read, notify_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let executor = crate::wasm::executor_for(
         &workload,
@@ -155,7 +155,7 @@ fn build_process(
             .map_err(|e| anyhow!("--process {}: invalid process: {e}", path.display()))?;
         inherit_omitted(&mut raw, init_spec.process().as_ref());
         let mut wrapped = serde_json::json!({ "process": raw });
-        crate::compat::fix_json(&mut wrapped);
+        crate::config::compat::fix_json(&mut wrapped);
         let mut process: Process = serde_json::from_value(wrapped["process"].take())
             .map_err(|e| anyhow!("--process {}: invalid process: {e}", path.display()))?;
         if process.args().as_ref().is_none_or(|a| a.is_empty()) {
@@ -168,7 +168,7 @@ fn build_process(
                 process.cwd()
             );
         }
-        crate::compat::fix_process(&mut process);
+        crate::config::compat::fix_process(&mut process);
         return Ok(process);
     }
     if args.command.is_empty() {
@@ -177,7 +177,7 @@ fn build_process(
     let mut p = init_spec.process().clone().unwrap_or_default();
     p.set_args(Some(args.command.clone()));
     let env = p.env().clone().unwrap_or_default();
-    p.set_env(Some(container::merge_env(&env, &args.env)));
+    p.set_env(Some(crate::config::process::merge_env(&env, &args.env)));
     if let Some(cwd) = &args.cwd {
         if !cwd.is_absolute() {
             bail!("--cwd {cwd:?}: must be an absolute path");
@@ -188,7 +188,7 @@ fn build_process(
     if args.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
-    crate::compat::fix_process(&mut p);
+    crate::config::compat::fix_process(&mut p);
     if let Some(profile) = &args.apparmor {
         p.set_apparmor_profile(Some(profile.clone()));
     }

@@ -176,7 +176,7 @@ pub fn features() -> serde_json::Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": true },
-            // runlet stages them itself (src/idmap.rs); libcontainer 0.7 cannot.
+            // runlet stages them itself (src/container/idmap.rs); libcontainer 0.7 cannot.
             "mountExtensions": { "idmap": { "enabled": true } },
         },
         "annotations": {
@@ -214,7 +214,7 @@ mod tests {
         assert!(f["linux"]["capabilities"]
             .as_array()
             .is_some_and(|c| c.iter().any(|c| c == "CAP_SYS_ADMIN")));
-        // Idmapped mounts are staged by runlet (src/idmap.rs) and tested
+        // Idmapped mounts are staged by runlet (src/container/idmap.rs) and tested
         // (spec-tests mount_idmapped).
         assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
         // Each backed by a test: cgroup v2 and systemd in scripts/vm-test,

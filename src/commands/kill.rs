@@ -67,11 +67,8 @@ fn container_processes(l: &state::Loaded) -> Vec<Pid> {
     let Ok(config) = l.container.spec() else {
         return l.container.pid().into_iter().collect();
     };
-    let cgroups = crate::container::cgroup_config(
-        config.cgroup_path,
-        l.container.systemd(),
-        l.container.id(),
-    );
+    let cgroups =
+        crate::cgroups::cgroup_config(config.cgroup_path, l.container.systemd(), l.container.id());
     let mut pids: Vec<Pid> = libcgroups::common::create_cgroup_manager(cgroups)
         .ok()
         .and_then(|m| m.get_all_pids().ok())

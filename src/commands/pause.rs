@@ -39,7 +39,7 @@ pub fn resume(ctx: &Ctx, id: &str) -> Result<i32> {
 fn freeze(l: &state::Loaded, to: FreezerState) -> Result<()> {
     use libcgroups::common::CgroupManager;
     let config = l.container.spec().map_err(|e| anyhow!("{e}"))?;
-    let manager = libcgroups::common::create_cgroup_manager(crate::container::cgroup_config(
+    let manager = libcgroups::common::create_cgroup_manager(crate::cgroups::cgroup_config(
         config.cgroup_path,
         l.container.systemd(),
         l.container.id(),

@@ -4,8 +4,8 @@ use anyhow::{anyhow, bail, Result};
 use libcgroups::common::CgroupManager;
 use libcontainer::container::ContainerStatus;
 
+use crate::cgroups::cgroup_config;
 use crate::cli::{OutputFormat, PsArgs};
-use crate::container::cgroup_config;
 use crate::state;
 use crate::Ctx;
 

@@ -19,13 +19,13 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::Pid;
 use rust_criu::rust_criu_protobuf::rpc::Criu_req_type;
 
-use super::checkpoint::{base_opts, external_namespaces, image_path, is_bind};
-use super::create::absolute;
-use crate::cli::RestoreArgs;
-use crate::container::cgroup_config;
+use crate::cgroups::cgroup_config;
+use crate::cli::{absolute, RestoreArgs};
+use crate::config::spec;
+use crate::container::criu::{self, base_opts, external_namespaces, image_path, is_bind};
 use crate::state::{self, RunletState};
 use crate::wasm::dispatch;
-use crate::{criu, spec, Ctx};
+use crate::Ctx;
 
 pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
     let id = &args.container_id;
@@ -126,10 +126,10 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
             rootfs: rootfs.clone(),
             cgroups_path: Some(cgroup_path.clone()),
             init_pid: Some(pid),
-            init_start_time: state::process_start_time(pid),
+            init_start_time: crate::container::process::process_start_time(pid),
             handler: "native".into(),
             notify_socket: None,
-            own_pidns: crate::spec::new_namespace(&spec, LinuxNamespaceType::Pid),
+            own_pidns: crate::config::ids::new_namespace(&spec, LinuxNamespaceType::Pid),
             cgroup: ownership.clone(),
             cgroups_disabled: false,
         }
@@ -149,7 +149,7 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
     };
     if let Err(e) = record() {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        super::delete::force_remove(ctx, id);
+        crate::container::force_remove(ctx, id);
         return Err(e);
     }
     if args.detach {
@@ -159,7 +159,7 @@ pub fn run(ctx: &Ctx, args: &RestoreArgs) -> Result<i32> {
     // signal mask is set only now: CRIU must not inherit it).
     let sfd = crate::foreground::block_signals()?;
     let code = crate::foreground::wait(sfd, Pid::from_raw(pid), None);
-    super::delete::force_remove(ctx, id);
+    crate::container::force_remove(ctx, id);
     code
 }
 

@@ -12,7 +12,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<i32> {
     if args.detach {
         super::create::create(ctx, &args.create, true)?;
         if let Err(e) = super::start::start(ctx, id) {
-            super::delete::force_remove(ctx, id);
+            crate::container::force_remove(ctx, id);
             return Err(e);
         }
         return Ok(0);
@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<i32> {
         foreground::wait(sfd, pid, master)
     })();
     if !args.keep || result.is_err() {
-        super::delete::force_remove(ctx, id);
+        crate::container::force_remove(ctx, id);
     }
     result
 }

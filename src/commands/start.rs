@@ -4,7 +4,7 @@ use anyhow::{anyhow, bail, Result};
 use libcontainer::container::ContainerStatus;
 use libcontainer::notify_socket::{NotifySocket, NOTIFY_FILE};
 
-use crate::notify::Relay;
+use crate::container::notify::Relay;
 use crate::state::{self, Loaded};
 use crate::Ctx;
 

@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, args: &UpdateArgs) -> Result<i32> {
         .container
         .spec()
         .map_err(|e| anyhow!("container {id}: {e}"))?;
-    let cgroups = crate::container::cgroup_config(config.cgroup_path, l.container.systemd(), id);
+    let cgroups = crate::cgroups::cgroup_config(config.cgroup_path, l.container.systemd(), id);
     let manager = libcgroups::common::create_cgroup_manager(cgroups.clone())
         .map_err(|e| anyhow!("container {id}: cgroup: {e}"))?;
     let saved = resources.clone();

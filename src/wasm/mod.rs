@@ -84,9 +84,9 @@ pub fn executor_for(
     preserve_fds: i32,
 ) -> Result<Box<dyn Executor>> {
     match workload {
-        Workload::Native => Ok(crate::native::executor()),
+        Workload::Native => Ok(crate::container::native::executor()),
         Workload::Wasm { engine } => {
-            let before = crate::fds::open_fds();
+            let before = crate::container::fds::open_fds();
             let mut executor = prepare(engine, process, root, ctx)?;
             executor.engine_fds = opened_since(&before);
             executor.preserve_fds = preserve_fds;
@@ -170,7 +170,7 @@ fn prepare(engine: &str, process: &Process, root: &Path, ctx: &crate::Ctx) -> Re
 
 /// The fds open now that were not in `before`.
 fn opened_since(before: &[RawFd]) -> Vec<RawFd> {
-    crate::fds::open_fds()
+    crate::container::fds::open_fds()
         .into_iter()
         .filter(|fd| !before.contains(fd))
         .collect()
@@ -303,7 +303,7 @@ impl Executor for WasmExecutor {
         let loaded = match &self.loaded {
             Some(l) => l.clone(),
             None => {
-                let before = crate::fds::open_fds();
+                let before = crate::container::fds::open_fds();
                 let bytes = std::fs::read(&self.module_path).map_err(|e| {
                     ExecutorError::Other(format!("{}: {e}", self.module_path.display()))
                 })?;
@@ -322,10 +322,10 @@ impl Executor for WasmExecutor {
             unsafe { libc::close(fd) };
         }
         // What a native process's execve would close: every fd but stdio,
-        // the preserved ones and the engine's (src/fds.rs). The guest and
+        // the preserved ones and the engine's (src/container/fds.rs). The guest and
         // the engine open their own from here on.
         crate::logging::leave_child_channel();
-        crate::fds::keep_only(3 + self.preserve_fds, &engine_fds);
+        crate::container::fds::keep_only(3 + self.preserve_fds, &engine_fds);
         let inv = invocation(spec, &self.module_path, loaded.world);
         let result = match loaded.world {
             World::Command => {

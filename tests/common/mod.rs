@@ -465,7 +465,7 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// Where runlet puts a container without `cgroupsPath` (runc's rule, see
-/// src/cgroups.rs): below the caller's cgroup. On v1 that is the deepest
+/// src/cgroups/placement.rs): below the caller's cgroup. On v1 that is the deepest
 /// of this process's controller paths when the others lie above it.
 pub fn default_cgroup_parent() -> PathBuf {
     let own = std::fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");

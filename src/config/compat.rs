@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use libcontainer::oci_spec::runtime::Spec;
+use nix::mount::MsFlags;
 use serde_json::Value;
 
 /// Rewrites on the raw JSON, for spellings oci-spec's types cannot parse.
@@ -285,7 +286,7 @@ fn devices_outside_dev(spec: &mut Spec, rootfs: &Path) -> Result<()> {
         return Ok(());
     }
     let map = |id: u32, maps: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>| {
-        crate::spec::host_id(id, maps).unwrap_or(id)
+        crate::config::ids::host_id(id, maps).unwrap_or(id)
     };
     for d in &outside {
         let field = format!("linux.devices {}", d.path().display());
@@ -345,7 +346,7 @@ fn devices_outside_dev(spec: &mut Spec, rootfs: &Path) -> Result<()> {
 /// namespace).
 fn root_owner(spec: &Spec) -> (u32, u32) {
     let first = |maps: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>| {
-        crate::spec::host_id(0, maps).unwrap_or(0)
+        crate::config::ids::host_id(0, maps).unwrap_or(0)
     };
     let linux = spec.linux().as_ref();
     (
@@ -423,6 +424,26 @@ pub fn recursive_root_propagation(spec: &Spec) -> Option<nix::mount::MsFlags> {
         "unbindable" => Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC),
         _ => None,
     }
+}
+
+/// The propagation options of a mount (`rshared`, `slave`, ...) as flags.
+pub fn propagation_flags(options: &[String]) -> Option<MsFlags> {
+    let mut flags = None;
+    for o in options {
+        let f = match o.as_str() {
+            "shared" => MsFlags::MS_SHARED,
+            "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+            "slave" => MsFlags::MS_SLAVE,
+            "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            "private" => MsFlags::MS_PRIVATE,
+            "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            "unbindable" => MsFlags::MS_UNBINDABLE,
+            "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+            _ => continue,
+        };
+        flags = Some(f);
+    }
+    flags
 }
 
 /// A mount without `source` (proc, sysfs, tmpfs, mqueue, cgroup): the spec
@@ -529,6 +550,17 @@ fn home_without_passwd_entry(spec: &mut Spec, rootfs: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn propagation_options() {
+        let o =
+            |v: &[&str]| propagation_flags(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            o(&["rbind", "rslave"]),
+            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
+        );
+        assert_eq!(o(&["ro"]), None);
+    }
 
     #[test]
     fn destinations_resolve_inside_the_root() {

@@ -53,7 +53,7 @@ pub fn find(root: &Path, id: &str) -> Vec<i32> {
             continue;
         }
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if !comm.starts_with("youki:[") || !crate::state::is_live(pid) {
+        if !comm.starts_with("youki:[") || !crate::container::process::is_live(pid) {
             continue;
         }
         let holds_marker = std::fs::read_dir(format!("/proc/{pid}/fd"))

@@ -151,6 +151,31 @@ fn peer_is_named(fd: RawFd) -> bool {
     }
 }
 
+/// libcontainer's init reads LISTEN_FDS from the runtime's environment
+/// again (without checking LISTEN_PID) and would pass the fds a second
+/// time; runlet has taken them into account already.
+pub fn forget_listen_fds() {
+    for var in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] {
+        std::env::remove_var(var);
+    }
+}
+
+/// Number of fds passed by systemd socket activation, when meant for us.
+pub fn listen_fds() -> i32 {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    if !pid_ok {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,26 +41,6 @@ enum Change {
     ReadOnly(PathBuf, MsFlags),
 }
 
-/// The propagation options of a mount (`rshared`, `slave`, ...) as flags.
-pub fn propagation_flags(options: &[String]) -> Option<MsFlags> {
-    let mut flags = None;
-    for o in options {
-        let f = match o.as_str() {
-            "shared" => MsFlags::MS_SHARED,
-            "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-            "slave" => MsFlags::MS_SLAVE,
-            "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            "private" => MsFlags::MS_PRIVATE,
-            "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-            "unbindable" => MsFlags::MS_UNBINDABLE,
-            "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-            _ => continue,
-        };
-        flags = Some(f);
-    }
-    flags
-}
-
 /// The per-mount flags of a mountinfo options field ("rw,nosuid,...").
 fn mount_flags(options: &str) -> MsFlags {
     let mut flags = MsFlags::empty();
@@ -101,7 +81,7 @@ fn changes(spec: &Spec, pid: Pid) -> Result<Vec<Change>> {
     let mut mountinfo = None;
     for m in spec.mounts().iter().flatten() {
         let options = m.options().as_deref().unwrap_or_default();
-        if let Some(flags) = propagation_flags(options) {
+        if let Some(flags) = crate::config::compat::propagation_flags(options) {
             out.push(Change::Propagation(m.destination().clone(), flags));
         }
         let is_cgroup =
@@ -118,7 +98,7 @@ fn changes(spec: &Spec, pid: Pid) -> Result<Vec<Change>> {
     }
     // Last, as runc: the root's propagation, recursively (libcontainer sets
     // it on `/` alone after pivot_root).
-    if let Some(flags) = crate::compat::recursive_root_propagation(spec) {
+    if let Some(flags) = crate::config::compat::recursive_root_propagation(spec) {
         out.push(Change::Propagation(PathBuf::from("/"), flags));
     }
     Ok(out)
@@ -156,7 +136,7 @@ pub fn give_stdio_to_user(spec: &Spec, pid: Pid) {
     let gid_maps = linux
         .and_then(|l| l.gid_mappings().as_ref())
         .filter(|m| !m.is_empty());
-    let Some(huid) = crate::spec::host_id(uid, uid_maps) else {
+    let Some(huid) = crate::config::ids::host_id(uid, uid_maps) else {
         return;
     };
     let null = fs::metadata("/dev/null").map(|m| m.rdev()).ok();
@@ -201,9 +181,13 @@ fn loopback_up() -> bool {
 
 /// Applies what libcontainer left out (see the module doc), and attaches
 /// the host's /dev when the config binds it (see `dev`).
-pub fn finish(spec: &Spec, pid: Pid, host_dev: Option<&crate::dev::HostDev>) -> Result<()> {
+pub fn finish(
+    spec: &Spec,
+    pid: Pid,
+    host_dev: Option<&crate::container::dev::HostDev>,
+) -> Result<()> {
     let wanted = changes(spec, pid)?;
-    let new_netns = crate::spec::new_namespace(spec, LinuxNamespaceType::Network);
+    let new_netns = crate::config::ids::new_namespace(spec, LinuxNamespaceType::Network);
     if wanted.is_empty() && !new_netns && host_dev.is_none() {
         return Ok(());
     }
@@ -261,7 +245,7 @@ fn in_container(
     userns: Option<&fs::File>,
     netns: Option<&fs::File>,
     mntns: &fs::File,
-    host_dev: Option<&crate::dev::HostDev>,
+    host_dev: Option<&crate::container::dev::HostDev>,
     wanted: &[Change],
 ) -> std::result::Result<(), String> {
     use nix::sched::{setns, CloneFlags};
@@ -328,16 +312,5 @@ mod tests {
                 Change::ReadOnly("/sys/fs/cgroup/memory".into(), keep),
             ]
         );
-    }
-
-    #[test]
-    fn propagation_options() {
-        let o =
-            |v: &[&str]| propagation_flags(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(
-            o(&["rbind", "rslave"]),
-            Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)
-        );
-        assert_eq!(o(&["ro"]), None);
     }
 }

@@ -42,7 +42,7 @@ pub fn prepare_spec(spec: &mut Spec, state_dir: &Path) -> Result<Option<PathBuf>
     if let Some(mut process) = spec.process().clone() {
         let env = process.env().clone().unwrap_or_default();
         let var = format!("NOTIFY_SOCKET={CONTAINER_DIR}/{SOCKET_NAME}");
-        process.set_env(Some(crate::container::merge_env(&env, &[var])));
+        process.set_env(Some(crate::config::process::merge_env(&env, &[var])));
         spec.set_process(Some(process));
     }
     Ok(Some(PathBuf::from(host)))
@@ -108,7 +108,7 @@ impl Relay {
                     // A zombie counts as gone: a foreground `run` has not
                     // reaped its init yet, and kill(pid, 0) would go on
                     // succeeding on it forever.
-                    if !crate::state::is_live(pid.as_raw()) {
+                    if !crate::container::process::is_live(pid.as_raw()) {
                         return Ok(());
                     }
                 }

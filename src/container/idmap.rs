@@ -26,7 +26,7 @@ pub fn user_ns_config(spec: &Spec, dir: &Path) -> Result<Option<UserNamespaceCon
     };
     let ranges = |m: &Option<Vec<_>>| m.as_ref().map_or(0, Vec::len);
     let multi = ranges(linux.uid_mappings()) > 1 || ranges(linux.gid_mappings()) > 1;
-    let new_userns = crate::spec::new_namespace(
+    let new_userns = crate::config::ids::new_namespace(
         spec,
         libcontainer::oci_spec::runtime::LinuxNamespaceType::User,
     );
@@ -135,7 +135,7 @@ pub fn stage_idmapped_mounts(spec: &mut Spec, dir: &Path) -> Result<Staged> {
         return Ok(staged);
     };
     let linux = spec.linux().clone().unwrap_or_default();
-    let new_userns = crate::spec::new_namespace(
+    let new_userns = crate::config::ids::new_namespace(
         spec,
         libcontainer::oci_spec::runtime::LinuxNamespaceType::User,
     );

@@ -26,7 +26,7 @@ use libcontainer::workload::{
 /// What to set before the workload starts.
 #[derive(Clone, Default)]
 pub struct Late {
-    pub caps: Option<crate::caps::Wanted>,
+    pub caps: Option<crate::container::caps::Wanted>,
     pub seccomp: Option<LinuxSeccomp>,
 }
 
@@ -36,7 +36,7 @@ impl Late {
     pub fn split(spec: &mut Spec) -> anyhow::Result<Late> {
         let mut late = Late::default();
         if let Some(mut process) = spec.process().clone() {
-            late.caps = crate::caps::split(&mut process)?;
+            late.caps = crate::container::caps::split(&mut process)?;
             let nnp = process.no_new_privileges() == Some(true);
             spec.set_process(Some(process));
             if let Some(mut linux) = spec.linux().clone() {
@@ -72,7 +72,7 @@ struct LateExecutor {
 
 impl Executor for LateExecutor {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        crate::fds::close_host_connections(3 + self.preserve_fds);
+        crate::container::fds::close_host_connections(3 + self.preserve_fds);
         self.inner.validate(spec)
     }
 

@@ -2,7 +2,7 @@
 //!
 //! runlet reads the spec once, checks it with errors that name the file and
 //! the field, and hands the in-memory result to its own init builder
-//! (src/container.rs). libcontainer's `InitContainerBuilder` would read the
+//! (src/container/build.rs). libcontainer's `InitContainerBuilder` would read the
 //! file again and could only be given a path, which is why runlet does not
 //! use it: the patched spec (default cgroup path, sd_notify relay,
 //! socket-activation env) has to reach the container without rewriting the
@@ -21,7 +21,7 @@ pub fn read_spec_file(path: &Path) -> Result<Spec> {
     })?;
     let mut raw: serde_json::Value = serde_json::from_slice(&data)
         .map_err(|e| anyhow::anyhow!("{}: invalid spec: {e}", path.display()))?;
-    crate::compat::fix_json(&mut raw);
+    crate::config::compat::fix_json(&mut raw);
     // The error names the field as the JSON spells it
     // (`linux.resources.cpu.quota: invalid type: ...`).
     serde_path_to_error::deserialize::<_, Spec>(raw).map_err(|e| {
@@ -52,9 +52,9 @@ pub fn load_bundle_spec(bundle: &Path, config: Option<&Path>) -> Result<(PathBuf
     };
     let mut spec = read_spec_file(&config_path)?;
     // What runc accepts and libcontainer would not, rewritten
-    // (src/compat.rs); best effort on the rootfs, checked below.
+    // (src/config/compat.rs); best effort on the rootfs, checked below.
     if let Some(root) = spec.root().as_ref().map(|r| bundle.join(r.path())) {
-        crate::compat::fix_spec(&mut spec, &root)?;
+        crate::config::compat::fix_spec(&mut spec, &root)?;
     }
     validate(&spec).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
 
@@ -229,31 +229,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("mounts: {e}"))?;
     }
     Ok(())
-}
-
-/// Whether the spec asks for a new namespace of this type (not one joined
-/// by path).
-pub fn new_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ && n.path().is_none()))
-}
-
-/// The host id that `id` inside the container maps to (`mappings` are the
-/// spec's uid or gid mappings; none means the same id), if it is mapped.
-pub fn host_id(
-    id: u32,
-    mappings: Option<&Vec<libcontainer::oci_spec::runtime::LinuxIdMapping>>,
-) -> Option<u32> {
-    match mappings {
-        None => Some(id),
-        Some(maps) if maps.is_empty() => Some(id),
-        Some(maps) => maps.iter().find_map(|m| {
-            let offset = id.checked_sub(m.container_id())?;
-            (offset < m.size()).then(|| m.host_id() + offset)
-        }),
-    }
 }
 
 #[cfg(test)]

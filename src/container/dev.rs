@@ -27,7 +27,7 @@ use anyhow::{anyhow, bail, Result};
 use libcontainer::oci_spec::runtime::{LinuxDevice, LinuxDeviceType, LinuxNamespaceType, Spec};
 use nix::mount::MsFlags;
 
-use crate::idmap::Staged;
+use crate::container::idmap::Staged;
 
 /// The host's /dev (a clone of the bind source) to attach after create.
 pub struct HostDev {
@@ -116,7 +116,7 @@ pub fn take_host_dev(spec: &mut Spec) -> Result<Option<HostDev>> {
     }
     Ok(Some(HostDev {
         tree,
-        propagation: crate::post_create::propagation_flags(&options),
+        propagation: crate::config::compat::propagation_flags(&options),
         above,
     }))
 }
@@ -196,7 +196,7 @@ pub fn stage_missing_nodes(spec: &mut Spec, dir: &Path) -> Result<Staged> {
     use libcontainer::oci_spec::runtime::MountBuilder;
     use std::os::unix::ffi::OsStrExt;
     let mut staged = Staged::none();
-    if !crate::spec::new_namespace(spec, LinuxNamespaceType::User) {
+    if !crate::config::ids::new_namespace(spec, LinuxNamespaceType::User) {
         return Ok(staged);
     }
     let Some(mut linux) = spec.linux().clone() else {
@@ -235,8 +235,8 @@ pub fn stage_missing_nodes(spec: &mut Spec, dir: &Path) -> Result<Staged> {
         if unsafe { libc::mknod(c_node.as_ptr(), kind | mode, rdev) } != 0 {
             bail!("{field}: {}", std::io::Error::last_os_error());
         }
-        let uid = crate::spec::host_id(d.uid().unwrap_or(0), linux.uid_mappings().as_ref());
-        let gid = crate::spec::host_id(d.gid().unwrap_or(0), linux.gid_mappings().as_ref());
+        let uid = crate::config::ids::host_id(d.uid().unwrap_or(0), linux.uid_mappings().as_ref());
+        let gid = crate::config::ids::host_id(d.gid().unwrap_or(0), linux.gid_mappings().as_ref());
         nix::unistd::chown(
             &node,
             uid.map(nix::unistd::Uid::from_raw),

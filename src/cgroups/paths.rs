@@ -1,0 +1,225 @@
+//! Where a cgroup's directories are: runc's lexical path cleaning, the
+//! hierarchies of this host from one read of mountinfo, and the checks that
+//! a directory is on a cgroup filesystem before it is read or removed.
+
+use std::path::{Component, Path, PathBuf};
+
+use libcgroups::common::CgroupSetup;
+
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// runc's `CleanPath`: a lexical clean in which `..` cannot climb above the
+/// start. A relative path stays relative.
+pub fn clean(path: &Path) -> PathBuf {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    let mut out = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        PathBuf::new()
+    };
+    out.extend(parts);
+    out
+}
+
+/// Whether this host uses the unified (cgroup v2 only) hierarchy.
+pub(super) fn unified() -> bool {
+    matches!(
+        libcgroups::common::get_cgroup_setup(),
+        Ok(CgroupSetup::Unified)
+    )
+}
+
+/// The directories of `cgroup_path` in every hierarchy libcgroups uses on
+/// this host, from one read of mountinfo: the v1 controller mounts on a v1
+/// or hybrid host, the cgroup2 mount on a unified one. Co-mounted
+/// controllers yield one directory. Each lies below its mount point.
+pub(super) fn hierarchy_dirs(cgroup_path: &Path) -> Option<Vec<PathBuf>> {
+    Some(
+        hierarchies(cgroup_path)?
+            .into_iter()
+            .map(|h| h.dir)
+            .collect(),
+    )
+}
+
+/// One hierarchy's view of a cgroup path.
+pub(super) struct Hierarchy {
+    /// Where the hierarchy is mounted.
+    pub(super) mountpoint: PathBuf,
+    /// The cgroup's directory in it.
+    pub(super) dir: PathBuf,
+    /// The controllers mounted there (`pids`, `cpu,cpuacct`, ...; empty
+    /// for cgroup2).
+    pub(super) controllers: Vec<String>,
+}
+
+pub(super) fn hierarchies(cgroup_path: &Path) -> Option<Vec<Hierarchy>> {
+    let rel = clean(cgroup_path.strip_prefix("/").ok()?);
+    libcgroups::common::get_cgroup_setup().ok()?;
+    let want = if unified() { "cgroup2 " } else { "cgroup " };
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in mountinfo.lines() {
+        // fields: id parent major:minor root mountpoint options ... - fstype source superopts
+        let (pre, post) = line.split_once(" - ")?;
+        if !post.starts_with(want) {
+            continue;
+        }
+        let fields: Vec<&str> = pre.split(' ').collect();
+        let (root, mountpoint) = (fields.get(3)?, fields.get(4)?);
+        // A hierarchy mounted from a sub-cgroup only holds paths below it.
+        let Ok(inner) = Path::new("/")
+            .join(&rel)
+            .strip_prefix(root)
+            .map(Path::to_path_buf)
+        else {
+            continue;
+        };
+        let mountpoint = PathBuf::from(unescape(mountpoint));
+        let dir = mountpoint.join(inner);
+        if !dir.starts_with(&mountpoint) || out.iter().any(|h| h.dir == dir) {
+            continue;
+        }
+        // A v1 mount's options name its controllers; cgroup2's options
+        // (nsdelegate, memory_recursiveprot) are no controllers.
+        let controllers = if post.starts_with("cgroup2 ") {
+            Vec::new()
+        } else {
+            post.split(' ')
+                .nth(2)
+                .unwrap_or_default()
+                .split(',')
+                .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+                .map(str::to_string)
+                .collect()
+        };
+        out.push(Hierarchy {
+            mountpoint,
+            dir,
+            controllers,
+        });
+    }
+    Some(out)
+}
+
+/// The caller's own cgroup in the v1 hierarchy of `controllers`, from the
+/// text of /proc/self/cgroup.
+pub(super) fn own_cgroup_in(proc_cgroup: &str, controllers: &[String]) -> Option<PathBuf> {
+    proc_cgroup.lines().find_map(|line| {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let set: Vec<&str> = ctrls.split(',').collect();
+        controllers
+            .iter()
+            .any(|c| set.contains(&c.as_str()))
+            .then(|| clean(Path::new(path)))
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+pub(super) fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v as char);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}
+
+/// Whether `dir` is on a cgroup filesystem (v1 or v2).
+pub(super) fn is_cgroupfs(dir: &Path) -> bool {
+    nix::sys::statfs::statfs(dir).is_ok_and(|st| {
+        let t = st.filesystem_type().0;
+        t == CGROUP_SUPER_MAGIC || t == CGROUP2_SUPER_MAGIC
+    })
+}
+
+/// The processes of one cgroup directory. Reads nothing that is not on a
+/// cgroup filesystem: an ordinary file named cgroup.procs lists no pids.
+pub(super) fn pids_in(dir: &Path) -> Vec<i32> {
+    if !is_cgroupfs(dir) {
+        return Vec::new();
+    }
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// All sub-cgroups of `dir`, deepest first, then `dir` itself.
+pub(super) fn depth_first(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                depth_first(&e.path(), out);
+            }
+        }
+    }
+    out.push(dir.to_path_buf());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape(r"/a\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(unescape(r"/tail\"), r"/tail\");
+    }
+
+    #[test]
+    fn relative_paths_are_not_hierarchy_paths() {
+        assert!(hierarchy_dirs(Path::new("system.slice:runlet:x")).is_none());
+    }
+
+    #[test]
+    fn own_cgroup_per_hierarchy() {
+        let text = "8:pids:/\n4:memory:/machine/abc\n1:cpu,cpuacct:/x\n";
+        let c = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(own_cgroup_in(text, &c(&["pids"])), Some(PathBuf::from("/")));
+        assert_eq!(
+            own_cgroup_in(text, &c(&["memory"])),
+            Some(PathBuf::from("/machine/abc"))
+        );
+        assert_eq!(
+            own_cgroup_in(text, &c(&["cpuacct"])),
+            Some(PathBuf::from("/x"))
+        );
+        assert_eq!(own_cgroup_in(text, &c(&["devices"])), None);
+    }
+
+    #[test]
+    fn clean_never_climbs_above_the_root() {
+        for (given, want) in [
+            ("../../tmp/x", "tmp/x"),
+            ("/../../tmp/x", "/tmp/x"),
+            ("/a/../../b/./c/", "/b/c"),
+            ("a/b/../c", "a/c"),
+            ("..", ""),
+            ("/", "/"),
+        ] {
+            assert_eq!(clean(Path::new(given)), PathBuf::from(want), "{given}");
+        }
+    }
+}
