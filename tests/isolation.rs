@@ -14,8 +14,9 @@ use std::path::Path;
 
 use common::Env;
 
-/// Set only in runlet's own environment, never in a container's config.
-const SECRET: &str = "RUNLET_CALLER_SECRET=do-not-leak-7f3a";
+/// Set only in runlet's own environment (name, value), never in a
+/// container's config.
+const SECRET: (&str, &str) = ("RUNLET_CALLER_SECRET", "do-not-leak-7f3a");
 
 /// A capable attacker: root in the container with CAP_SYS_PTRACE, which
 /// `/proc/<pid>/fd`, `environ` and `pidfd_getfd` of runlet's processes need.
@@ -31,7 +32,7 @@ fn give_ptrace(env: &Env) {
 /// runlet with the secret in its environment, as a caller (a shim,
 /// conmon, a shell) would run it.
 fn run_with_secret(env: &Env, args: &[&str]) -> String {
-    let (k, v) = SECRET.split_once('=').expect("k=v");
+    let (k, v) = SECRET;
     let out = common::output_of(env.cmd().env(k, v).args(args));
     assert!(
         out.status.success(),
@@ -143,10 +144,34 @@ fn wait_for_guest(pid: i32) {
     .expect("the Wasm process never started its guest");
 }
 
+/// The `--log` file runlet is given in `create_as_caller`, as podman and
+/// conmon always give one.
+fn log_file(env: &Env) -> String {
+    env.dir.path().join("runlet.log").display().to_string()
+}
+
+/// `create` as a caller runs it (secret in the environment, a log file);
+/// returns the init, checked before `start`.
+fn create_as_caller(env: &Env, id: &str, what: &str) -> i32 {
+    run_with_secret(
+        env,
+        &[
+            "--log",
+            &log_file(env),
+            "create",
+            "--bundle",
+            env.bundle_str(),
+            id,
+        ],
+    );
+    let init = env.pid(id);
+    assert_holds_nothing_foreign(init, what);
+    init
+}
+
 #[test]
 fn container_processes_hold_no_runtime_fd() {
     require_root!();
-    let log = |env: &Env| env.dir.path().join("runlet.log");
 
     // Native: the init between create and start (runlet), then the
     // workload, and the hooks that run in the container.
@@ -166,13 +191,7 @@ fn container_processes_hold_no_runtime_fd() {
         c["hooks"]["startContainer"] = hook("/tmp/start-container");
     });
     let id = env.id("n");
-    let log_s = log(&env).display().to_string();
-    run_with_secret(
-        &env,
-        &["--log", &log_s, "create", "--bundle", env.bundle_str(), &id],
-    );
-    let init = env.pid(&id);
-    assert_holds_nothing_foreign(init, "native init before start");
+    let init = create_as_caller(&env, &id, "native init before start");
     env.ok(&["start", &id]);
     common::poll(std::time::Duration::from_secs(60), || {
         let exe = std::fs::read_link(format!("/proc/{init}/exe")).ok()?;
@@ -203,22 +222,16 @@ fn container_processes_hold_no_runtime_fd() {
     let env = Env::new_wasm("fds-wasm", &["/app/probe-p1.wasm", "sleep", "30"]);
     give_ptrace(&env);
     let id = env.id("w");
-    let log_s = log(&env).display().to_string();
-    run_with_secret(
-        &env,
-        &["--log", &log_s, "create", "--bundle", env.bundle_str(), &id],
-    );
-    let init = env.pid(&id);
-    assert_holds_nothing_foreign(init, "wasm init before start");
+    let init = create_as_caller(&env, &id, "wasm init before start");
     env.ok(&["start", &id]);
     wait_for_guest(init);
     assert_holds_nothing_foreign(init, "wasm init, guest running");
     let mut exec = env
         .cmd()
-        .env("RUNLET_CALLER_SECRET", "do-not-leak-7f3a")
+        .env(SECRET.0, SECRET.1)
         .args([
             "--log",
-            &log_s,
+            &log_file(&env),
             "exec",
             &id,
             "/app/probe-p1.wasm",
@@ -276,7 +289,7 @@ fn assert_configured_env(env: &Env, seen: &[&str], what: &str) {
 #[test]
 fn container_sees_only_its_own_environment_and_command_line() {
     require_root!();
-    let secret_value = SECRET.split_once('=').expect("k=v").1;
+    let secret_value = SECRET.1;
 
     // A Wasm guest reading its own environ, and a sidecar reading pid 1's.
     let env = Env::new_wasm(
