@@ -118,7 +118,7 @@ impl Drop for ChildErrors {
     fn drop(&mut self) {
         CHILD_ERRORS_FD.store(-1, Ordering::SeqCst);
         // The container processes' log lines, into the log file.
-        let Some(path) = LOG_FILE.get() else {
+        let Some(path) = ERROR_LOG.get().and_then(|l| l.file.as_ref()) else {
             return;
         };
         let lines: String = self
@@ -212,14 +212,12 @@ pub fn warn(msg: impl std::fmt::Display) {
     eprintln!("{}", stderr_line("warning", &msg.to_string()));
 }
 
-/// Where the final error of a failed command goes besides stderr.
+/// Where the final error of a failed command goes besides stderr (and the
+/// container processes' forwarded lines).
 pub struct ErrorLog {
     file: Option<std::path::PathBuf>,
     format: LogFormat,
 }
-
-/// The `--log` file, for forwarding the container processes' lines.
-static LOG_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 static ERROR_LOG: std::sync::OnceLock<ErrorLog> = std::sync::OnceLock::new();
 
@@ -362,7 +360,6 @@ pub fn init(opts: &GlobalOpts) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("open log file {given}: {e}"))?;
             // Made (and checked) now; each line opens it again.
             open_log(&path).map_err(|e| anyhow::anyhow!("open log file {given}: {e}"))?;
-            let _ = LOG_FILE.set(path.clone());
             (Some(Sink::File(path.clone())), Some(path))
         }
         _ if opts.debug || opts.log_level.is_some() => (Some(Sink::Stderr), None),

@@ -23,7 +23,6 @@ const PR_SET_MM_MAP: libc::c_ulong = 14;
 
 /// `struct prctl_mm_map` of <linux/prctl.h>.
 #[repr(C)]
-#[derive(Default)]
 struct MmMap {
     start_code: u64,
     end_code: u64,
@@ -56,7 +55,11 @@ pub struct Shown {
 
 impl Shown {
     pub fn set(args: &[String], env: &[String]) -> io::Result<Shown> {
-        let own = current()?.1;
+        let now = current()?;
+        let own = Ranges {
+            arg: (now.arg_start, now.arg_end),
+            env: (now.env_start, now.env_end),
+        };
         let nul_joined = |items: &[String]| -> Vec<u8> {
             let mut out = Vec::new();
             for item in items {
@@ -90,7 +93,7 @@ impl Drop for Shown {
 }
 
 /// The memory map fields PR_SET_MM_MAP replaces, as they are now.
-fn current() -> io::Result<(MmMap, Ranges)> {
+fn current() -> io::Result<MmMap> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let bad = || io::Error::other("/proc/self/stat: unexpected format");
     // Fields after the command name, which may hold spaces: field 3 first.
@@ -105,7 +108,7 @@ fn current() -> io::Result<(MmMap, Ranges)> {
     let field = |n: usize| fields.get(n - 3).copied().ok_or_else(bad);
     // SAFETY: brk(0) only reports the current program break.
     let brk = unsafe { libc::syscall(libc::SYS_brk, 0) } as u64;
-    let map = MmMap {
+    Ok(MmMap {
         start_code: field(26)?,
         end_code: field(27)?,
         start_stack: field(28)?,
@@ -120,19 +123,14 @@ fn current() -> io::Result<(MmMap, Ranges)> {
         auxv: 0,
         auxv_size: 0,
         exe_fd: u32::MAX,
-    };
-    let ranges = Ranges {
-        arg: (map.arg_start, map.arg_end),
-        env: (map.env_start, map.env_end),
-    };
-    Ok((map, ranges))
+    })
 }
 
 fn apply(ranges: Ranges) -> io::Result<()> {
     // The other fields as they are this instant (the break moves as the
     // heap grows); runlet is single-threaded here, so none moves between
     // this read and the prctl.
-    let (mut map, _) = current()?;
+    let mut map = current()?;
     (map.arg_start, map.arg_end) = ranges.arg;
     (map.env_start, map.env_end) = ranges.env;
     // SAFETY: PR_SET_MM_MAP reads a struct prctl_mm_map of the given size;
