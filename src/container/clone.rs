@@ -14,10 +14,11 @@ use nix::unistd::Pid;
 
 /// Has libcontainer clone the container's processes (its main process:
 /// intermediate, then init or exec process). They are clones of this
-/// runlet without an execve, so first everything of runlet's that they
-/// must not hold goes: the host's procfs handle (`fds`) and the caller's
-/// command line and environment (`procview`). A Wasm process is runlet for
-/// its whole life, so there a view that cannot be replaced is an error.
+/// runlet without an execve, so first the caller's command line and
+/// environment go (`procview`); the host's procfs handle goes in the
+/// container process itself (`fds::close_procfs_cache`). A Wasm process
+/// is runlet for its whole life, so there a view that cannot be replaced
+/// is an error.
 pub(super) fn clone_processes(
     args: &ContainerArgs,
     root: &Path,
@@ -41,7 +42,6 @@ pub(super) fn clone_processes(
             None
         }
     };
-    crate::container::fds::close_procfs_cache();
     let errors =
         crate::logging::ChildErrors::capture(&crate::container::inflight::marker(root, id));
     libcontainer::process::container_main_process::container_main_process(args)

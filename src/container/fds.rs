@@ -11,14 +11,25 @@
 //! 1. [`close_callers`]: at the start of `create`, `run` and `exec`, before
 //!    runlet opens anything, every fd the caller left open above stdio and
 //!    the preserved fds (`--preserve-fds`, socket activation) is closed.
-//! 2. [`close_procfs_cache`]: right before the clone, the procfs handle
-//!    that pathrs (through libcontainer and libcgroups) opens once and keeps
-//!    in a static is closed, and pathrs made to stop caching one. It is a
-//!    `subset=pid` procfs of the *host's* pid namespace (the intermediate
-//!    process, which forks the init, opens it there otherwise): from a
-//!    container with CAP_SYS_PTRACE, `/proc/<init>/fd/N/<host pid>/root`
-//!    would be the host's `/`. pathrs then opens a fresh handle for each
-//!    use and closes it again.
+//! 2. [`close_procfs_cache`]: at the first point runlet's code runs in the
+//!    container process (`late`'s `validate`, before the init reports
+//!    ready and long before any workload), the procfs handle that pathrs
+//!    (through libcontainer and libcgroups) opens once and keeps in a
+//!    static is closed, and pathrs made to stop caching one there. It is a
+//!    `subset=pid` procfs of the *host's* pid namespace, opened by the
+//!    runtime on the host: from a container with CAP_SYS_PTRACE,
+//!    `/proc/<init>/fd/N/<host pid>/root` would be the host's `/`.
+//!    Up to that point the clones keep using it, as the runtime process
+//!    does for its whole life: an uncached pathrs builds, checks and
+//!    unmounts a new procfs for every /proc access (some 40 syscalls each,
+//!    about 50 times per native `run`). Before `validate` nothing of the
+//!    container can reach the handle: the clones are non-dumpable, so their
+//!    `/proc/<pid>/fd` opens only for a holder of CAP_SYS_PTRACE in the
+//!    host's user namespace, and the only processes in the container's pid
+//!    namespace by then are the createContainer hooks, which are exec'd
+//!    (the handle is close-on-exec), or, in a shared pid namespace, other
+//!    containers, which with that capability could ptrace the runtime's
+//!    clone itself in the same window.
 //! 3. The log file is never held open across the clone (`logging`).
 //! 4. In the container process, before the workload runs: a socket
 //!    connected to a named socket on the host (libcgroups' D-Bus connection
@@ -87,9 +98,8 @@ pub fn keep_only(first: RawFd, keep: &[RawFd]) {
     close_span(from, RawFd::MAX);
 }
 
-/// Closes pathrs's cached procfs handle and makes pathrs stop caching one,
-/// here and in the clones: otherwise the intermediate process, still in the
-/// host's pid namespace, would open and cache one and pass it to the init.
+/// Closes pathrs's cached procfs handle and makes pathrs stop caching one
+/// in this process: called in the container process (see step 2 above).
 pub fn close_procfs_cache() {
     const PROC_ROOT_INO: u64 = 1;
     // The cache exists after this (if it did not yet), so that closing it

@@ -16,7 +16,8 @@
 //!   only libcontainer's early load has.
 //! - File descriptors: at the first point runlet's code runs in the
 //!   container process (`validate`, before the init reports ready), the
-//!   runtime's connections to host services are closed (see `fds`).
+//!   runtime's connections to host services and pathrs's host procfs
+//!   handle are closed (see `fds`).
 
 use libcontainer::oci_spec::runtime::{LinuxSeccomp, Spec};
 use libcontainer::workload::{
@@ -72,6 +73,7 @@ struct LateExecutor {
 
 impl Executor for LateExecutor {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        crate::container::fds::close_procfs_cache();
         crate::container::fds::close_host_connections(3 + self.preserve_fds);
         self.inner.validate(spec)
     }
