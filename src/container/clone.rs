@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 /// intermediate, then init or exec process). They are clones of this
 /// runlet without an execve, so first the caller's command line and
 /// environment go (`procview`); the host's procfs handle goes in the
-/// container process itself (`fds::close_procfs_cache`). A Wasm process
+/// container process itself (`fds::close_runtime_handles`). A Wasm process
 /// is runlet for its whole life, so there a view that cannot be replaced
 /// is an error.
 pub(super) fn clone_processes(

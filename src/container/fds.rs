@@ -11,7 +11,7 @@
 //! 1. [`close_callers`]: at the start of `create`, `run` and `exec`, before
 //!    runlet opens anything, every fd the caller left open above stdio and
 //!    the preserved fds (`--preserve-fds`, socket activation) is closed.
-//! 2. [`close_procfs_cache`]: at the first point runlet's code runs in the
+//! 2. [`close_runtime_handles`]: at the first point runlet's code runs in the
 //!    container process (`late`'s `validate`, before the init reports
 //!    ready and long before any workload), the procfs handle that pathrs
 //!    (through libcontainer and libcgroups) opens once and keeps in a
@@ -34,7 +34,7 @@
 //! 4. In the container process, before the workload runs: a socket
 //!    connected to a named socket on the host (libcgroups' D-Bus connection
 //!    to systemd, made in the intermediate process the init is forked from)
-//!    is closed ([`close_host_connections`]), and a Wasm init closes
+//!    is closed (also [`close_runtime_handles`]), and a Wasm init closes
 //!    everything but stdio, the preserved fds and what its engine holds
 //!    ([`keep_only`]) before the guest starts.
 //!
@@ -98,31 +98,27 @@ pub fn keep_only(first: RawFd, keep: &[RawFd]) {
     close_span(from, RawFd::MAX);
 }
 
-/// Closes pathrs's cached procfs handle and makes pathrs stop caching one
-/// in this process: called in the container process (see step 2 above).
-pub fn close_procfs_cache() {
-    const PROC_ROOT_INO: u64 = 1;
+/// In the container process, at the first runlet code there (`late`'s
+/// `validate`), in one pass over the open fds: closes pathrs's cached
+/// procfs handle and makes pathrs stop caching one in this process (step 2
+/// above), and closes the sockets from `first` up that are connected to a
+/// named socket, a host service such as systemd's D-Bus (step 4). The
+/// container's own sockets do not exist yet; the ones libcontainer still
+/// needs are unnamed pairs or its bound start socket.
+pub fn close_runtime_handles(first: RawFd) {
     // The cache exists after this (if it did not yet), so that closing it
     // below is what pathrs notices.
     drop(pathrs::procfs::ProcfsHandle::new());
     for fd in open_fds().into_iter().filter(|fd| *fd > 2) {
-        // SAFETY: fstatfs and fstat fill the structs they are given.
-        let (fs, st) = unsafe {
-            let mut fs: libc::statfs = std::mem::zeroed();
-            let mut st: libc::stat = std::mem::zeroed();
-            if libc::fstatfs(fd, &mut fs) != 0 || libc::fstat(fd, &mut st) != 0 {
-                continue;
-            }
-            (fs, st)
-        };
-        if fs.f_type == libc::PROC_SUPER_MAGIC
-            && st.st_ino == PROC_ROOT_INO
-            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
-        {
+        if is_procfs_root(fd) {
             // SAFETY: the handle belongs to pathrs's never-dropped static
             // cache; pathrs checks it before each use and, finding it
             // closed, stops using it (its documented reaction to runc
             // closing all fds).
+            unsafe { libc::close(fd) };
+        } else if fd >= first && peer_is_named(fd) {
+            // SAFETY: a connection of the runtime's own that nothing in
+            // the container process uses.
             unsafe { libc::close(fd) };
         }
     }
@@ -134,17 +130,17 @@ pub fn close_procfs_cache() {
     drop(pathrs::procfs::ProcfsHandle::new());
 }
 
-/// Closes the sockets from `first` up that are connected to a named socket
-/// (a host service: systemd's D-Bus, a daemon). The container's own
-/// sockets do not exist yet; the ones libcontainer still needs are unnamed
-/// pairs or its bound start socket.
-pub fn close_host_connections(first: RawFd) {
-    for fd in open_fds().into_iter().filter(|fd| *fd >= first.max(3)) {
-        if peer_is_named(fd) {
-            // SAFETY: a connection of the runtime's own that nothing in
-            // the container process uses.
-            unsafe { libc::close(fd) };
-        }
+fn is_procfs_root(fd: RawFd) -> bool {
+    const PROC_ROOT_INO: u64 = 1;
+    // SAFETY: fstatfs and fstat fill the structs they are given.
+    unsafe {
+        let mut fs: libc::statfs = std::mem::zeroed();
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatfs(fd, &mut fs) == 0
+            && libc::fstat(fd, &mut st) == 0
+            && fs.f_type == libc::PROC_SUPER_MAGIC
+            && st.st_ino == PROC_ROOT_INO
+            && st.st_mode & libc::S_IFMT == libc::S_IFDIR
     }
 }
 

@@ -73,8 +73,7 @@ struct LateExecutor {
 
 impl Executor for LateExecutor {
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        crate::container::fds::close_procfs_cache();
-        crate::container::fds::close_host_connections(3 + self.preserve_fds);
+        crate::container::fds::close_runtime_handles(3 + self.preserve_fds);
         self.inner.validate(spec)
     }
 
