@@ -9,6 +9,8 @@ Writes docs/benchmarks.md and docs/bench-latency.svg.
 import json
 import os
 import platform
+import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -130,6 +132,158 @@ def bench_native(with_ro):
 
         steps[rt] = cycle
     return interleave(runs), interleave(steps), interleave(paused)
+
+
+# ---------------------------------------------------------------- profile
+# Where one native `run` spends its system calls, by phase. `strace -ff`
+# writes one file per process; the phases are cut at landmarks every runtime
+# passes: the first syscall naming config.json (start-up and the protective
+# re-exec end), the clone of the container's first process (config, state
+# and cgroup set-up end), pivot_root in the container's init (the rootfs is
+# made), the workload's execve (the runtime's part of the init ends) and the
+# first rmdir after it in the main process (delete begins).
+PHASES = [
+    ("main", "start-up, arguments, protective re-exec"),
+    ("main", "config load and compat, state, cgroup set-up"),
+    ("intermediate", "intermediate: namespaces, cgroup join"),
+    ("init", "init: namespaces, rootfs and mounts (to pivot_root)"),
+    ("init", "init: after pivot_root (procfs checks, caps, seccomp, exec)"),
+    ("main", "main while the container runs (start, wait)"),
+    ("main", "delete"),
+    ("other", "other processes (helpers, hooks)"),
+]
+# runc is a Go program: its goroutines run on threads that strace reports as
+# processes of their own, and the landmarks land on whichever thread made the
+# call, so only its total is shown.
+TOTAL_ONLY = {"runc"}
+SYSCALL_RE = re.compile(r"^(?:\d+\.\d+ )?([a-z_0-9]+)\((.*)\)\s+=\s+(-?\d+|\?)")
+
+
+def strace_files(rt, binary, b, n):
+    out = WORK / f"strace-{rt}-{n}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    subprocess.run(["strace", "-ff", "-qq", "-s", "256", "-o", str(out / "t"), binary, "--root", root_for(rt),
+                    "run", "--bundle", b, "prof"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   stdin=subprocess.DEVNULL, check=True)
+    procs = {}
+    for f in out.iterdir():
+        calls = []
+        for line in f.read_text(errors="replace").splitlines():
+            m = SYSCALL_RE.match(line)
+            if m:
+                calls.append((m.group(1), m.group(2), m.group(3)))
+        procs[int(f.name.split(".")[1])] = calls
+    shutil.rmtree(out, ignore_errors=True)
+    return procs
+
+
+def split_phases(procs, binary):
+    """{phase label: syscall count} and {syscall: count} for the runtime's part."""
+    children = {pid: [int(r) for name, _, r in calls if name in ("clone", "clone3", "fork", "vfork") and r.isdigit()
+                      and int(r) in procs] for pid, calls in procs.items()}
+    parents = {c: p for p, cs in children.items() for c in cs}
+    main = next(p for p in procs if p not in parents)
+
+    def workload_exec(calls):
+        for i, (name, args, ret) in enumerate(calls):
+            if name in ("execve", "execveat") and ret == "0" and not args.startswith(f'"{binary}"') \
+                    and not args.startswith('"/proc/self/exe"') and not re.match(r'\d+, ""', args):
+                return i
+        return None
+
+    init = next((p for p, calls in procs.items() if p != main and workload_exec(calls) is not None), None)
+    line = []  # the init's ancestors below main
+    p = init
+    while p is not None and p in parents and parents[p] != main:
+        p = parents[p]
+        line.append(p)
+    first = line[-1] if line else init
+    count = {label: 0 for _, label in PHASES}
+    names = {}
+
+    def add(label, calls):
+        count[label] += len(calls)
+        for name, _, _ in calls:
+            names[name] = names.get(name, 0) + 1
+
+    m = procs[main]
+    a = next((i for i, (_, args, _) in enumerate(m) if "config.json" in args), 0)
+    c = next((i for i, (name, _, r) in enumerate(m) if name in ("clone", "clone3", "fork", "vfork")
+              and r.isdigit() and int(r) == first), len(m))
+    d = next((i for i in range(c, len(m)) if m[i][0] == "rmdir" or (m[i][0] == "unlinkat" and "AT_REMOVEDIR" in m[i][1])),
+             len(m))
+    add(PHASES[0][1], m[:a])
+    add(PHASES[1][1], m[a:c])
+    add(PHASES[5][1], m[c:d])
+    add(PHASES[6][1], m[d:])
+    for p in line:
+        add(PHASES[2][1], procs[p])
+    if init is not None:
+        calls = procs[init]
+        e = workload_exec(calls)
+        pv = next((i for i, (name, _, _) in enumerate(calls) if name in ("pivot_root", "chroot")), e)
+        add(PHASES[3][1], calls[:pv + 1])
+        add(PHASES[4][1], calls[pv + 1:e + 1])
+    for p, calls in procs.items():
+        if p != main and p != init and p not in line:
+            add(PHASES[7][1], calls)
+    return count, names
+
+
+def cpu_ms_per_run(binary, rt, b, n=10):
+    """User + system CPU of the runtime's processes per `run`, from the
+    rusage of reaped children (the container's init is reaped by the
+    runtime, so its CPU is included, as is the workload's)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for _ in range(n):
+        quiet(binary, "--root", root_for(rt), "run", "--bundle", b, "cpu")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"user": (after.ru_utime - before.ru_utime) * 1000 / n, "sys": (after.ru_stime - before.ru_stime) * 1000 / n}
+
+
+def bench_profile(runtimes):
+    if not shutil.which("strace"):
+        return None
+    b = bundle("prof", ["true"])
+    out = {}
+    for rt, binary in runtimes.items():
+        runs = [split_phases(strace_files(rt, binary, b, i), binary) for i in range(3)]
+        runs.sort(key=lambda r: sum(r[0].values()))
+        phases, names = runs[1]
+        out[rt] = {"phases": phases, "total": sum(phases.values()), "names": names,
+                   "cpu": cpu_ms_per_run(binary, rt, b)}
+    return out
+
+
+def profile_section(prof):
+    if prof is None:
+        return ["## Profile: where a native `run` goes", "", "strace is not installed: not measured.", ""]
+    rts = list(prof)
+    md = ["## Profile: where a native `run` goes",
+          "System calls of one `run` of /bin/true (the median of 3 by total), from `strace -ff`, cut into phases at "
+          "landmarks every runtime passes (scripts/bench.py, `split_phases`); the workload's own calls after its "
+          "execve are left out. CPU is user + system time of the runtime's processes and the container per `run` "
+          "(rusage of reaped children, 10 runs). runlet-ro is the same binary on a read-only mount (no protective "
+          "re-exec); runc shows its total only (its threads blur the phases).",
+          "",
+          "| phase | " + " | ".join(rts) + " |",
+          "|---|" + "---|" * len(rts)]
+    for _, label in PHASES:
+        md.append(f"| {label} | " + " | ".join("—" if r in TOTAL_ONLY else str(prof[r]["phases"][label])
+                                               for r in rts) + " |")
+    md.append("| **total syscalls** | " + " | ".join(f"**{prof[r]['total']}**" for r in rts) + " |")
+    md.append("| CPU ms per run (user + sys) | " + " | ".join(
+        f"{prof[r]['cpu']['user']:.1f} + {prof[r]['cpu']['sys']:.1f}" for r in rts) + " |")
+    md += ["", "The most frequent calls:", "", "| runtime | top calls |", "|---|---|"]
+    for r in rts:
+        top = sorted(prof[r]["names"].items(), key=lambda kv: -kv[1])[:10]
+        md.append(f"| {r} | " + ", ".join(f"{n} {c}" for n, c in top) + " |")
+    notes = REPO / "docs/profile-changes.md"
+    if notes.exists():
+        md += ["", notes.read_text().strip()]
+    md.append("")
+    return md
 
 
 # ---------------------------------------------------------------- wasm
@@ -278,7 +432,6 @@ def bench_throughput(k=4, n=80):
 
 
 # ---------------------------------------------------------------- wasm services
-import re
 import socket
 import urllib.request
 
@@ -527,13 +680,29 @@ def svg_chart(groups, path):
     Path(path).write_text("\n".join(parts))
 
 
+def profile_only():
+    """`scripts/bench profile`: the profile section alone, printed, for
+    working on start-up cost; docs/benchmarks.md is left as it is."""
+    with_ro = setup_readonly_copy()
+    runtimes = {"runlet": RUNLET, "runlet-ro": RUNLET_RO if with_ro else None,
+                "crun": RUNTIMES.get("crun"), "runc": RUNTIMES.get("runc")}
+    print("\n".join(profile_section(bench_profile({k: v for k, v in runtimes.items() if v}))))
+    subprocess.run(["umount", RUNLET_RO], stderr=subprocess.DEVNULL)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("bench: run as root (containers need namespaces and cgroups)")
+    if sys.argv[1:] == ["profile"]:
+        return profile_only()
     print(f"bench: runtimes {', '.join(RUNTIMES)}; {ITER} iterations; work dir {WORK}", flush=True)
     with_ro = setup_readonly_copy()
     run, steps, paused = bench_native(with_ro)
     print("native done", flush=True)
+    prof = bench_profile({k: v for k, v in {"runlet": RUNLET, "runlet-ro": RUNLET_RO if with_ro else None,
+                                            "crun": RUNTIMES.get("crun"), "runc": RUNTIMES.get("runc")}.items() if v})
+    print("profile done", flush=True)
     warm, colds, bundles = bench_wasm()
     first = bench_first_output(bundles)
     print("wasm done", flush=True)
@@ -547,6 +716,12 @@ def main():
     print("services done", flush=True)
 
     crun_ratio = run["runlet"]["median"] / run["crun"]["median"] if "crun" in run else None
+    steps_ratio = steps["runlet"]["median"] / steps["crun"]["median"] if "crun" in steps else None
+    sys_runlet = prof["runlet"]["total"] if prof else None
+    sys_crun = prof["crun"]["total"] if prof and "crun" in prof else None
+    tp = tput["results"]
+    tp_ratio = tp["runlet"]["per_second"] / tp["crun"]["per_second"] if "crun" in tp else None
+    rss_runlet = rss["runlet"]["median"]
     wasm_ratio = warm["wasm p1 warm"]["median"] / warm["native /bin/true"]["median"]
     wasm_pss = pss["wasm p1 sleep"]["per_container_mib"]
     load16 = svc["load"][("runlet", 16)]
@@ -556,6 +731,13 @@ def main():
     targets = [
         ("native `run` median ≤ 0.90× crun", f"{crun_ratio:.2f}×" if crun_ratio else "crun absent",
          crun_ratio is not None and crun_ratio <= 0.90),
+        ("native `create` + `start` + `delete` median ≤ 0.90× crun",
+         f"{steps_ratio:.2f}×" if steps_ratio else "crun absent", steps_ratio is not None and steps_ratio <= 0.90),
+        ("syscalls per native `run` ≤ crun's", f"{sys_runlet} vs {sys_crun}" if sys_crun else "not measured",
+         sys_runlet <= sys_crun if sys_crun else None),
+        ("4 `run`s in parallel: containers/s ≥ crun's", f"{tp_ratio:.2f}×" if tp_ratio else "crun absent",
+         tp_ratio is not None and tp_ratio >= 1.0),
+        ("peak RSS of the runtime during `create` ≤ 5 MiB", f"{rss_runlet:.2f} MiB", rss_runlet <= 5.0),
         ("Wasm warm `run` ≤ 1.10× runlet native", f"{wasm_ratio:.2f}×", wasm_ratio <= 1.10),
         ("idle Wasm container PSS ≤ 2 MB", f"{wasm_pss:.2f} MiB", wasm_pss <= 2.0),
         ("cold-cache penalty (ms per MB of Wasm)", f"{per_mb['penalty_ms_per_mb']:.1f} vs plain wasmtime {per_mb['plain_ms_per_mb']:.1f}", None),
@@ -604,6 +786,7 @@ def main():
         "## Native: `create` + `start` + `delete --force` as three invocations",
         table_vs_runlet(steps),
         "",
+        *profile_section(prof),
         "## Wasm: `run` with a warm cache, against runlet's native run",
         table_vs(warm, "native /bin/true"),
         "",
@@ -667,7 +850,7 @@ def main():
     svg_chart([("native run", run), ("after idle", paused), ("create+start+delete", steps), ("wasm", warm),
                ("wasm cold", colds)],
               REPO / "docs/bench-latency.svg")
-    print("\n".join(md[:22]))
+    print("\n".join(md[:28]))
     subprocess.run(["umount", RUNLET_RO], stderr=subprocess.DEVNULL)
     shutil.rmtree(WORK, ignore_errors=True)
 

@@ -260,6 +260,8 @@ fn cgroupfs_is_read_only_in_the_container() {
             if cgroupns {
                 ns.push(serde_json::json!({"type": "cgroup"}));
             }
+            // A limit the container must see in its own cgroup below.
+            c["linux"]["resources"]["pids"] = serde_json::json!({"limit": 77});
         });
         let id = env.id("c");
         env.ok(&["run", "-d", "--bundle", env.bundle_str(), &id]);
@@ -276,9 +278,20 @@ fn cgroupfs_is_read_only_in_the_container() {
                (exec 3>>\"$f\") 2>/dev/null && echo \"OPENED $f\"; \
              done; \
              busybox mkdir /sys/fs/cgroup/pids/sub 2>/dev/null && echo MKDIR; \
-             busybox mkdir /sys/fs/cgroup/sub 2>/dev/null && echo MKDIR",
+             busybox mkdir /sys/fs/cgroup/sub 2>/dev/null && echo MKDIR; \
+             echo limit $(busybox cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null)",
         );
         assert!(out.contains("exists "), "no cgroup files visible: {out}");
+        // Its /sys/fs/cgroup shows the container's own cgroup, not the
+        // host's; on v2 without a cgroup namespace a new cgroup2 mount shows
+        // the whole hierarchy (as runc's and crun's), so there is nothing to
+        // compare.
+        if cgroupns || !common::cgroup_v2() {
+            assert!(
+                out.contains("limit 77"),
+                "cgroupns={cgroupns}: not the container's cgroup: {out}"
+            );
+        }
         assert!(
             !out.contains("OPENED") && !out.contains("MKDIR"),
             "cgroupns={cgroupns}: cgroupfs writable: {out}"

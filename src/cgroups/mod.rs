@@ -43,7 +43,7 @@ use anyhow::Result;
 use libcgroups::common::CgroupConfig;
 
 pub use devices::deny_all_devices_first;
-pub use paths::clean;
+pub use paths::{clean, host_mounts, CgroupMount};
 pub use placement::{cgroup_config, exec_path, plan, resolve_path, Ownership};
 pub use removal::{evict_to_caller, remove, Target};
 pub use stats::{controller_dir, memory_dir, oom_kills};

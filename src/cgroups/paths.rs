@@ -3,6 +3,7 @@
 //! a directory is on a cgroup filesystem before it is read or removed.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use libcgroups::common::CgroupSetup;
 
@@ -32,12 +33,79 @@ pub fn clean(path: &Path) -> PathBuf {
     out
 }
 
+/// What a process learns of the host's cgroups, read once per process:
+/// whether the host is unified, the cgroup mounts from mountinfo and the
+/// text of /proc/self/cgroup. `create` and `delete` consult them a dozen
+/// times (placement, device rules, OOM setting, removal); reading them each
+/// time cost about 150 system calls per `run`. Keyed by pid: a process
+/// cloned into other namespaces reads its own.
+struct Layout {
+    pid: u32,
+    unified: bool,
+    /// libcgroups recognises the setup (v1, hybrid or unified).
+    known: bool,
+    mounts: Option<Vec<CgroupMount>>,
+    own: Option<String>,
+}
+
+/// One cgroup filesystem mount of the hierarchy libcgroups uses.
+#[derive(Debug, Clone)]
+pub struct CgroupMount {
+    /// The cgroup the mount shows as its root (mountinfo field 4).
+    pub root: String,
+    pub mountpoint: PathBuf,
+    /// The controllers mounted there (empty for cgroup2).
+    pub controllers: Vec<String>,
+    /// Its superblock options but rw/ro (`cpu`, `cpuacct`; `xattr`,
+    /// `name=systemd`), as /proc/<pid>/cgroup names a v1 hierarchy.
+    pub options: Vec<String>,
+}
+
+static LAYOUT: Mutex<Option<Arc<Layout>>> = Mutex::new(None);
+
+fn layout() -> Arc<Layout> {
+    let pid = std::process::id();
+    let mut slot = LAYOUT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = slot.as_ref().filter(|l| l.pid == pid) {
+        return l.clone();
+    }
+    let setup = libcgroups::common::get_cgroup_setup();
+    let unified = matches!(setup, Ok(CgroupSetup::Unified));
+    let l = Arc::new(Layout {
+        pid,
+        unified,
+        known: setup.is_ok(),
+        mounts: std::fs::read_to_string("/proc/self/mountinfo")
+            .ok()
+            .and_then(|text| cgroup_mounts(&text, unified)),
+        own: std::fs::read_to_string("/proc/self/cgroup").ok(),
+    });
+    *slot = Some(l.clone());
+    l
+}
+
 /// Whether this host uses the unified (cgroup v2 only) hierarchy.
 pub(super) fn unified() -> bool {
-    matches!(
-        libcgroups::common::get_cgroup_setup(),
-        Ok(CgroupSetup::Unified)
-    )
+    layout().unified
+}
+
+/// The host's cgroup mounts of the hierarchy libcgroups uses (v1
+/// controllers on a v1 or hybrid host, cgroup2 on a unified one) and
+/// whether it is unified; `None` when the setup is unknown.
+pub fn host_mounts() -> Option<(bool, Vec<CgroupMount>)> {
+    let l = layout();
+    if !l.known {
+        return None;
+    }
+    Some((l.unified, l.mounts.clone()?))
+}
+
+/// The text of /proc/self/cgroup (the caller's own cgroups).
+pub(super) fn own_cgroups() -> std::io::Result<String> {
+    layout()
+        .own
+        .clone()
+        .ok_or_else(|| std::io::Error::other("unreadable"))
 }
 
 /// The directories of `cgroup_path` in every hierarchy libcgroups uses on
@@ -66,10 +134,38 @@ pub(super) struct Hierarchy {
 
 pub(super) fn hierarchies(cgroup_path: &Path) -> Option<Vec<Hierarchy>> {
     let rel = clean(cgroup_path.strip_prefix("/").ok()?);
-    libcgroups::common::get_cgroup_setup().ok()?;
-    let want = if unified() { "cgroup2 " } else { "cgroup " };
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let layout = layout();
+    if !layout.known {
+        return None;
+    }
     let mut out: Vec<Hierarchy> = Vec::new();
+    for m in layout.mounts.as_ref()? {
+        // A hierarchy mounted from a sub-cgroup only holds paths below it.
+        let Ok(inner) = Path::new("/")
+            .join(&rel)
+            .strip_prefix(&m.root)
+            .map(Path::to_path_buf)
+        else {
+            continue;
+        };
+        let dir = m.mountpoint.join(inner);
+        if !dir.starts_with(&m.mountpoint) || out.iter().any(|h| h.dir == dir) {
+            continue;
+        }
+        out.push(Hierarchy {
+            mountpoint: m.mountpoint.clone(),
+            dir,
+            controllers: m.controllers.clone(),
+        });
+    }
+    Some(out)
+}
+
+/// The cgroup mounts of the hierarchy libcgroups uses, from the text of
+/// mountinfo: cgroup2 on a unified host, the v1 controllers otherwise.
+fn cgroup_mounts(mountinfo: &str, unified: bool) -> Option<Vec<CgroupMount>> {
+    let want = if unified { "cgroup2 " } else { "cgroup " };
+    let mut out = Vec::new();
     for line in mountinfo.lines() {
         // fields: id parent major:minor root mountpoint options ... - fstype source superopts
         let (pre, post) = line.split_once(" - ")?;
@@ -78,36 +174,30 @@ pub(super) fn hierarchies(cgroup_path: &Path) -> Option<Vec<Hierarchy>> {
         }
         let fields: Vec<&str> = pre.split(' ').collect();
         let (root, mountpoint) = (fields.get(3)?, fields.get(4)?);
-        // A hierarchy mounted from a sub-cgroup only holds paths below it.
-        let Ok(inner) = Path::new("/")
-            .join(&rel)
-            .strip_prefix(root)
-            .map(Path::to_path_buf)
-        else {
-            continue;
-        };
-        let mountpoint = PathBuf::from(unescape(mountpoint));
-        let dir = mountpoint.join(inner);
-        if !dir.starts_with(&mountpoint) || out.iter().any(|h| h.dir == dir) {
-            continue;
-        }
+        let options: Vec<String> = post
+            .split(' ')
+            .nth(2)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro"))
+            .map(str::to_string)
+            .collect();
         // A v1 mount's options name its controllers; cgroup2's options
         // (nsdelegate, memory_recursiveprot) are no controllers.
-        let controllers = if post.starts_with("cgroup2 ") {
+        let controllers = if unified {
             Vec::new()
         } else {
-            post.split(' ')
-                .nth(2)
-                .unwrap_or_default()
-                .split(',')
-                .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
-                .map(str::to_string)
+            options
+                .iter()
+                .filter(|o| !o.contains('='))
+                .cloned()
                 .collect()
         };
-        out.push(Hierarchy {
-            mountpoint,
-            dir,
+        out.push(CgroupMount {
+            root: unescape(root),
+            mountpoint: PathBuf::from(unescape(mountpoint)),
             controllers,
+            options,
         });
     }
     Some(out)

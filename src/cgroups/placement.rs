@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use libcgroups::common::CgroupConfig;
 use serde::{Deserialize, Serialize};
 
-use super::paths::{clean, hierarchies, own_cgroup_in, unified};
+use super::paths::{clean, hierarchies, own_cgroup_in, own_cgroups, unified};
 use super::systemd::systemd_scope_path;
 
 /// What of a container's cgroup runlet made at `create`, recorded in its
@@ -59,8 +59,7 @@ pub fn resolve_path(given: Option<&Path>, id: &str, systemd: bool) -> Result<Pat
     if inner.as_os_str().is_empty() {
         bail!("linux.cgroupsPath: names no cgroup once cleaned");
     }
-    let own = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| anyhow::anyhow!("/proc/self/cgroup: {e}"))?;
+    let own = own_cgroups().map_err(|e| anyhow::anyhow!("/proc/self/cgroup: {e}"))?;
     Ok(caller_base(&own, unified()).join(inner))
 }
 
@@ -111,7 +110,7 @@ pub fn plan(config: &CgroupConfig) -> Ownership {
     let Some(hs) = hierarchies(&config.cgroup_path) else {
         return Ownership::default();
     };
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own = own_cgroups().unwrap_or_default();
     let mut created = Vec::new();
     let mut prune = Vec::new();
     let mut owns = true;
@@ -121,14 +120,11 @@ pub fn plan(config: &CgroupConfig) -> Ownership {
             owns = false;
         } else {
             // The missing part of the chain, parents first.
-            let mut missing = Vec::new();
-            let mut d = leaf.as_path();
-            while !d.exists() {
-                missing.push(d.to_path_buf());
-                match d.parent() {
-                    Some(p) => d = p,
-                    None => break,
-                }
+            let mut missing = vec![leaf.clone()];
+            let mut d = leaf.parent();
+            while let Some(p) = d.filter(|p| !p.exists()) {
+                missing.push(p.to_path_buf());
+                d = p.parent();
             }
             created.extend(missing.into_iter().rev());
         }

@@ -11,7 +11,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::paths::{
-    clean, depth_first, hierarchies, hierarchy_dirs, is_cgroupfs, own_cgroup_in, pids_in,
+    clean, depth_first, hierarchies, hierarchy_dirs, is_cgroupfs, own_cgroup_in, own_cgroups,
+    pids_in,
 };
 use super::placement::Ownership;
 
@@ -38,6 +39,10 @@ pub fn remove(t: Target) -> Result<()> {
     } else {
         hierarchy_dirs(&t.config.cgroup_path)
     };
+    // The cgroup tree walked to kill its processes, when it was: the same
+    // tree is removed next (an owned cgroup's leaves are all runlet's own),
+    // so it is not walked twice.
+    let mut walked = None;
     match t.init {
         Some(init) if t.own_pidns => kill_pidns_init(id, init),
         _ if t.ownership.owns => match &leaves {
@@ -47,6 +52,7 @@ pub fn remove(t: Target) -> Result<()> {
                     depth_first(d, &mut all);
                 }
                 kill_until_empty(id, || Some(all.iter().flat_map(|d| pids_in(d)).collect()));
+                walked = Some(all);
             }
             None => {
                 if let Some(init) = t.init {
@@ -60,7 +66,14 @@ pub fn remove(t: Target) -> Result<()> {
     match leaves {
         // Only what runlet made: a shared or pre-existing cgroup stays.
         Some(leaves) => {
-            remove_dirs(id, &leaves, &t.ownership.created);
+            let created = &t.ownership.created;
+            match walked {
+                // Walked from every leaf: removed only if runlet made each.
+                Some(all) if leaves.iter().all(|l| created.contains(l)) => {
+                    remove_tree(id, &all, &leaves, created)
+                }
+                _ => remove_dirs(id, &leaves, created),
+            }
             // Placement parents go once the last container below them has.
             for d in &t.ownership.prune {
                 if d.exists() && is_cgroupfs(d) {
@@ -99,6 +112,12 @@ pub(super) fn remove_dirs(id: &str, leaves: &[PathBuf], created: &[PathBuf]) {
     for d in leaves.iter().filter(|d| created.contains(d) && d.exists()) {
         depth_first(d, &mut all);
     }
+    remove_tree(id, &all, leaves, created);
+}
+
+/// `remove_dirs` on a tree already walked: `all` holds the sub-cgroups of
+/// the leaves runlet made, deepest first.
+fn remove_tree(id: &str, all: &[PathBuf], leaves: &[PathBuf], created: &[PathBuf]) {
     for d in all.iter().filter(|d| is_cgroupfs(d)) {
         for attempt in 0..40 {
             match std::fs::remove_dir(d) {
@@ -169,8 +188,7 @@ pub(super) fn remove_with_libcgroups(config: CgroupConfig, id: &str) -> Result<(
 /// runlet itself (the caller's child) is in, and removes what was made.
 /// Limits in the config are not applied, as with crun.
 pub fn evict_to_caller(config: &CgroupConfig, made: &Ownership) -> Result<()> {
-    let own = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| anyhow::anyhow!("/proc/self/cgroup: {e}"))?;
+    let own = own_cgroups().map_err(|e| anyhow::anyhow!("/proc/self/cgroup: {e}"))?;
     for h in hierarchies(&config.cgroup_path).unwrap_or_default() {
         if !h.dir.exists() {
             continue;

@@ -123,6 +123,15 @@ fn build_init(
     state::save(&container)?;
 
     state::save_spec_records(dir, &spec, &req.id)?;
+    // The cgroup mount, when runlet makes it (see `cgroupfs`), is left out
+    // of what libcontainer gets, but not out of the saved config. Not with
+    // cgroups disabled: the init leaves its cgroup (and a cgroup namespace
+    // rooted there) before the helper runs, so only the init can mount it.
+    let cgroupfs = if req.cgroups_disabled {
+        None
+    } else {
+        crate::container::cgroupfs::take(&mut spec)
+    };
 
     // After the copy for `exec` is saved: what libcontainer gets differs.
     let late = crate::container::late::Late::split(&mut spec)?;
@@ -207,7 +216,7 @@ fn build_init(
             crate::cgroups::apply_oom_killer_setting(&cgroups, &args.spec)?;
         }
         crate::container::post_create::give_stdio_to_user(&args.spec, pid);
-        crate::container::post_create::finish(&args.spec, pid, host_dev.as_ref())
+        crate::container::post_create::finish(&args.spec, pid, host_dev.as_ref(), cgroupfs.as_ref())
     };
     if let Err(e) = finish(&mut extra) {
         crate::cgroups::remove(crate::cgroups::Target {

@@ -6,7 +6,8 @@
 //! - what runlet sets up around libcontainer: `post_create` (after the
 //!   init exists), `late` and `caps` (right before the workload), `dev`
 //!   (device nodes, a /dev from the host), `idmap` (user namespace ranges,
-//!   idmapped and host-opened bind mounts), `notify` (the sd_notify relay);
+//!   idmapped and host-opened bind mounts), `notify` (the sd_notify relay),
+//!   `cgroupfs` (the container's /sys/fs/cgroup, made by the helper);
 //! - what keeps a container from runlet's own: `fds` (which fds reach it),
 //!   `procview` (its environ and cmdline), `protect` (the runtime binary);
 //! - `native` (the native workload), `hooks`, `remove` (delete and
@@ -16,6 +17,7 @@
 
 pub mod build;
 pub mod caps;
+pub mod cgroupfs;
 mod clone;
 pub mod criu;
 pub mod dev;

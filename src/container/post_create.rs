@@ -13,16 +13,20 @@
 //!   `cgroup` mount: on v1 it mounts a tmpfs and binds each controller's
 //!   directory writable, with a cgroup namespace it mounts each hierarchy
 //!   writable. Container root could then raise its own memory and pids
-//!   limits and make sub-cgroups. runc and crun honour `ro`; runlet
-//!   remounts every mount at or below the cgroup mount's destination
-//!   read-only, keeping its other flags (which a user namespace locks).
+//!   limits and make sub-cgroups. runc and crun honour `ro`. Where runlet
+//!   makes the cgroup mount itself (`cgroupfs`, the usual config) it mounts
+//!   it read-only here; where libcontainer made it, runlet remounts every
+//!   mount at or below its destination read-only, keeping its other flags
+//!   (which a user namespace locks).
 //!
 //! - **The host's /dev**, when the config binds it at /dev: see `dev`.
 //!
+//! - **The cgroup mount**, when runlet makes it: see `cgroupfs`.
+//!
 //! A forked child joins the init's user (if any), network (when the
-//! container has a new one) and mount namespaces (setns makes the
-//! container's root its own) and makes the changes; the init itself is not
-//! involved.
+//! container has a new one), cgroup (for a new cgroup mount) and mount
+//! namespaces (setns makes the container's root its own) and makes the
+//! changes; the init itself is not involved.
 
 use std::fs;
 use std::path::PathBuf;
@@ -42,7 +46,7 @@ enum Change {
 }
 
 /// The per-mount flags of a mountinfo options field ("rw,nosuid,...").
-fn mount_flags(options: &str) -> MsFlags {
+pub(super) fn mount_flags(options: &str) -> MsFlags {
     let mut flags = MsFlags::empty();
     for o in options.split(',') {
         flags |= match o {
@@ -185,12 +189,16 @@ pub fn finish(
     spec: &Spec,
     pid: Pid,
     host_dev: Option<&crate::container::dev::HostDev>,
+    cgroup_mount: Option<&crate::container::cgroupfs::CgroupFs>,
 ) -> Result<()> {
     let wanted = changes(spec, pid)?;
     let new_netns = crate::config::ids::new_namespace(spec, LinuxNamespaceType::Network);
-    if wanted.is_empty() && !new_netns && host_dev.is_none() {
+    if wanted.is_empty() && !new_netns && host_dev.is_none() && cgroup_mount.is_none() {
         return Ok(());
     }
+    let cgroup_mount = cgroup_mount
+        .map(|c| crate::container::cgroupfs::prepare(c, pid))
+        .transpose()?;
     let has_userns = spec
         .linux()
         .as_ref()
@@ -207,6 +215,16 @@ pub fn finish(
     };
     let mntns = open("mnt")?;
     let netns = if new_netns { Some(open("net")?) } else { None };
+    let cgroupns = match &cgroup_mount {
+        Some(c) if c.fresh() => Some(open("cgroup")?),
+        _ => None,
+    };
+    let ns = Namespaces {
+        user: userns.as_ref(),
+        net: netns.as_ref(),
+        cgroup: cgroupns.as_ref(),
+        mnt: &mntns,
+    };
     // The child says what failed, if anything, on this pipe.
     let (report_r, report_w) = nix::unistd::pipe().map_err(|e| anyhow!("pipe: {e}"))?;
     // SAFETY: runlet is single-threaded here; the child only makes system
@@ -215,7 +233,7 @@ pub fn finish(
     match unsafe { nix::unistd::fork() }.map_err(|e| anyhow!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
             drop(report_r);
-            let result = in_container(userns.as_ref(), netns.as_ref(), &mntns, host_dev, &wanted);
+            let result = in_container(&ns, host_dev, cgroup_mount.as_ref(), &wanted);
             let code = match result {
                 Ok(()) => 0,
                 Err(msg) => {
@@ -239,31 +257,44 @@ pub fn finish(
     }
 }
 
+/// The init's namespaces the helper joins.
+struct Namespaces<'a> {
+    user: Option<&'a fs::File>,
+    net: Option<&'a fs::File>,
+    cgroup: Option<&'a fs::File>,
+    mnt: &'a fs::File,
+}
+
 /// The forked child's part of [`finish`]: joins the container's namespaces
 /// and makes the changes, stopping at the first failure.
 fn in_container(
-    userns: Option<&fs::File>,
-    netns: Option<&fs::File>,
-    mntns: &fs::File,
+    ns: &Namespaces,
     host_dev: Option<&crate::container::dev::HostDev>,
+    cgroup_mount: Option<&crate::container::cgroupfs::Prepared>,
     wanted: &[Change],
 ) -> std::result::Result<(), String> {
     use nix::sched::{setns, CloneFlags};
     let join = |f: &fs::File, flag, what: &str| {
         setns(f, flag).map_err(|e| format!("joining the container's {what} namespace: {e}"))
     };
-    if let Some(u) = userns {
+    if let Some(u) = ns.user {
         join(u, CloneFlags::CLONE_NEWUSER, "user")?;
     }
-    if let Some(n) = netns {
+    if let Some(n) = ns.net {
         join(n, CloneFlags::CLONE_NEWNET, "network")?;
     }
-    join(mntns, CloneFlags::CLONE_NEWNS, "mount")?;
-    if netns.is_some() && !loopback_up() {
+    if let Some(c) = ns.cgroup {
+        join(c, CloneFlags::CLONE_NEWCGROUP, "cgroup")?;
+    }
+    join(ns.mnt, CloneFlags::CLONE_NEWNS, "mount")?;
+    if ns.net.is_some() && !loopback_up() {
         return Err("network namespace: bringing the loopback interface up failed".into());
     }
     if let Some(dev) = host_dev {
         dev.attach().map_err(|e| format!("mounts: /dev: {e}"))?;
+    }
+    if let Some(c) = cgroup_mount {
+        crate::container::cgroupfs::mount_all(c)?;
     }
     for change in wanted {
         let result = match change {

@@ -59,6 +59,70 @@ pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// A new, detached tmpfs (`fsopen` + `fsmount`) with mode `mode` and the
+/// mount attributes `attrs` (`MOUNT_ATTR_*`), close-on-exec, to attach
+/// with [`attach_tree`]. Made before clones that go below it, it precedes
+/// them in mountinfo (which lists a namespace's mounts by creation) as a
+/// tmpfs mounted first by path would.
+pub fn new_tmpfs(mode: &str, attrs: u64) -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    let value = CString::new(mode)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mode contains NUL"))?;
+    let check = |rc: libc::c_long| {
+        if rc < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc)
+        }
+    };
+    // SAFETY: fsopen takes a NUL-terminated fs name and flags; the returned
+    // descriptor (if any) is ours.
+    let fsfd =
+        check(unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: fsfd was just returned by fsopen and is owned by nobody else.
+    let fsfd = unsafe { OwnedFd::from_raw_fd(fsfd as RawFd) };
+    for (key, value) in [(c"source", c"tmpfs"), (c"mode", value.as_c_str())] {
+        // SAFETY: fsconfig on our fs context with a NUL-terminated key and
+        // value that outlive the call.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fsfd.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                key.as_ptr(),
+                value.as_ptr(),
+                0,
+            )
+        })?;
+    }
+    // SAFETY: CMD_CREATE on our fs context takes no key or value.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fsfd.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    })?;
+    // SAFETY: fsmount of our created fs context; the returned mount
+    // descriptor (if any) is ours.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fsfd.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    })?;
+    // SAFETY: fd was just returned by fsmount and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Attaches a tree from [`clone_tree`] at `target` in the caller's mount
 /// namespace (`move_mount`).
 pub fn attach_tree(tree: &OwnedFd, target: &Path) -> io::Result<()> {
