@@ -258,8 +258,8 @@ fn bind(tree: &OwnedFd, target: &Path) -> Result<(), String> {
 }
 
 impl Prepared {
-    /// Whether the helper makes new cgroup mounts (in the container's
-    /// cgroup namespace, which it must join) rather than binds.
+    /// Whether the container has a cgroup namespace: the helper joins it,
+    /// so that its new cgroup mounts show the container's cgroup as root.
     pub fn fresh(&self) -> bool {
         self.namespaced
     }
