@@ -242,6 +242,14 @@ def cpu_ms_per_run(binary, rt, b, n=10):
     return {"user": (after.ru_utime - before.ru_utime) * 1000 / n, "sys": (after.ru_stime - before.ru_stime) * 1000 / n}
 
 
+def profiled_runtimes(with_ro):
+    """The binaries the profile compares: runlet, runlet-ro when the
+    read-only copy could be made, and the peers that are installed."""
+    runtimes = {"runlet": RUNLET, "runlet-ro": RUNLET_RO if with_ro else None,
+                "crun": RUNTIMES.get("crun"), "runc": RUNTIMES.get("runc")}
+    return {k: v for k, v in runtimes.items() if v}
+
+
 def bench_profile(runtimes):
     if not shutil.which("strace"):
         return None
@@ -684,9 +692,7 @@ def profile_only():
     """`scripts/bench profile`: the profile section alone, printed, for
     working on start-up cost; docs/benchmarks.md is left as it is."""
     with_ro = setup_readonly_copy()
-    runtimes = {"runlet": RUNLET, "runlet-ro": RUNLET_RO if with_ro else None,
-                "crun": RUNTIMES.get("crun"), "runc": RUNTIMES.get("runc")}
-    print("\n".join(profile_section(bench_profile({k: v for k, v in runtimes.items() if v}))))
+    print("\n".join(profile_section(bench_profile(profiled_runtimes(with_ro)))))
     subprocess.run(["umount", RUNLET_RO], stderr=subprocess.DEVNULL)
     shutil.rmtree(WORK, ignore_errors=True)
 
@@ -700,8 +706,7 @@ def main():
     with_ro = setup_readonly_copy()
     run, steps, paused = bench_native(with_ro)
     print("native done", flush=True)
-    prof = bench_profile({k: v for k, v in {"runlet": RUNLET, "runlet-ro": RUNLET_RO if with_ro else None,
-                                            "crun": RUNTIMES.get("crun"), "runc": RUNTIMES.get("runc")}.items() if v})
+    prof = bench_profile(profiled_runtimes(with_ro))
     print("profile done", flush=True)
     warm, colds, bundles = bench_wasm()
     first = bench_first_output(bundles)

@@ -61,6 +61,26 @@ pub struct CgroupMount {
     pub options: Vec<String>,
 }
 
+impl CgroupMount {
+    /// The directory of `cgroup` (an absolute cgroup path) below this
+    /// mount; `None` when the mount, made from a sub-cgroup, does not hold it.
+    fn dir_below(&self, cgroup: &Path) -> Option<PathBuf> {
+        let inner = cgroup.strip_prefix(&self.root).ok()?;
+        let dir = self.mountpoint.join(inner);
+        dir.starts_with(&self.mountpoint).then_some(dir)
+    }
+
+    /// The directory below this mount of the cgroup that `proc_cgroup`
+    /// (the text of a /proc/<pid>/cgroup, as this process sees it) gives
+    /// for this mount's hierarchy.
+    pub fn dir_of(&self, proc_cgroup: &str, unified: bool) -> Option<PathBuf> {
+        // v1: the options name the hierarchy, named ones (`name=systemd`)
+        // included; cgroup2: the `0::` line.
+        let key: &[String] = if unified { &[] } else { &self.options };
+        self.dir_below(&cgroup_in(proc_cgroup, key)?)
+    }
+}
+
 static LAYOUT: Mutex<Option<Arc<Layout>>> = Mutex::new(None);
 
 fn layout() -> Arc<Layout> {
@@ -138,18 +158,13 @@ pub(super) fn hierarchies(cgroup_path: &Path) -> Option<Vec<Hierarchy>> {
     if !layout.known {
         return None;
     }
+    let cgroup = Path::new("/").join(&rel);
     let mut out: Vec<Hierarchy> = Vec::new();
     for m in layout.mounts.as_ref()? {
-        // A hierarchy mounted from a sub-cgroup only holds paths below it.
-        let Ok(inner) = Path::new("/")
-            .join(&rel)
-            .strip_prefix(&m.root)
-            .map(Path::to_path_buf)
-        else {
+        let Some(dir) = m.dir_below(&cgroup) else {
             continue;
         };
-        let dir = m.mountpoint.join(inner);
-        if !dir.starts_with(&m.mountpoint) || out.iter().any(|h| h.dir == dir) {
+        if out.iter().any(|h| h.dir == dir) {
             continue;
         }
         out.push(Hierarchy {
@@ -217,6 +232,20 @@ pub(super) fn own_cgroup_in(proc_cgroup: &str, controllers: &[String]) -> Option
     })
 }
 
+/// The cgroup of one hierarchy from the text of /proc/<pid>/cgroup: the v1
+/// hierarchy of `controllers`, or the cgroup2 (`0::`) line when there are
+/// none.
+pub(super) fn cgroup_in(proc_cgroup: &str, controllers: &[String]) -> Option<PathBuf> {
+    if controllers.is_empty() {
+        proc_cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .map(|p| clean(Path::new(p)))
+    } else {
+        own_cgroup_in(proc_cgroup, controllers)
+    }
+}
+
 /// mountinfo escapes space, tab, newline and backslash as \ooo.
 pub(super) fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -270,6 +299,36 @@ pub(super) fn depth_first(dir: &Path, out: &mut Vec<PathBuf>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_processes_directory_below_a_mount() {
+        let mount = |root: &str, at: &str, options: &[&str]| CgroupMount {
+            root: root.into(),
+            mountpoint: at.into(),
+            controllers: Vec::new(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        };
+        let text = "9:name=systemd:/user.slice\n4:cpu,cpuacct:/c/x\n0::/c/y\n";
+        let cpu = mount("/", "/sys/fs/cgroup/cpu,cpuacct", &["cpu", "cpuacct"]);
+        assert_eq!(
+            cpu.dir_of(text, false),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c/x"))
+        );
+        let systemd = mount("/", "/sys/fs/cgroup/systemd", &["xattr", "name=systemd"]);
+        assert_eq!(
+            systemd.dir_of(text, false),
+            Some(PathBuf::from("/sys/fs/cgroup/systemd/user.slice"))
+        );
+        // A mount made from a sub-cgroup holds only what is below it.
+        let v2 = mount("/c", "/sys/fs/cgroup", &["nsdelegate"]);
+        assert_eq!(
+            v2.dir_of(text, true),
+            Some(PathBuf::from("/sys/fs/cgroup/y"))
+        );
+        let elsewhere = mount("/d", "/sys/fs/cgroup", &[]);
+        assert_eq!(elsewhere.dir_of(text, true), None);
+        assert_eq!(mount("/", "/m", &["pids"]).dir_of(text, false), None);
+    }
 
     #[test]
     fn mountinfo_escapes() {

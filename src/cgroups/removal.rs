@@ -2,7 +2,7 @@
 //! `create` fails), touching only the container (see the module doc of
 //! `cgroups`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,8 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::paths::{
-    clean, depth_first, hierarchies, hierarchy_dirs, is_cgroupfs, own_cgroup_in, own_cgroups,
-    pids_in,
+    cgroup_in, depth_first, hierarchies, hierarchy_dirs, is_cgroupfs, own_cgroups, pids_in,
 };
 use super::placement::Ownership;
 
@@ -193,15 +192,9 @@ pub fn evict_to_caller(config: &CgroupConfig, made: &Ownership) -> Result<()> {
         if !h.dir.exists() {
             continue;
         }
-        let target = if h.controllers.is_empty() {
-            // cgroup2: the `0::` line.
-            own.lines()
-                .find_map(|l| l.strip_prefix("0::"))
-                .map(|p| clean(Path::new(p)))
-        } else {
-            own_cgroup_in(&own, &h.controllers)
+        let Some(target) = cgroup_in(&own, &h.controllers) else {
+            continue;
         };
-        let Some(target) = target else { continue };
         let procs = h
             .mountpoint
             .join(target.strip_prefix("/").unwrap_or(&target))

@@ -11,6 +11,15 @@ pub fn new_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ && n.path().is_none()))
 }
 
+/// Whether the spec puts the container in a namespace of this type, new or
+/// joined by path.
+pub fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ))
+}
+
 /// The host id that `id` inside the container maps to (`mappings` are the
 /// spec's uid or gid mappings; none means the same id), if it is mapped.
 pub fn host_id(

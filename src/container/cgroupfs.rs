@@ -33,16 +33,18 @@
 
 use std::fs;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use libcontainer::oci_spec::runtime::{LinuxNamespaceType, Spec};
 use nix::mount::MsFlags;
 use nix::unistd::Pid;
 
+use crate::config::ids::has_namespace;
+
 const DEST: &str = "/sys/fs/cgroup";
 
 /// The cgroup mount taken out of the spec handed to libcontainer.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct CgroupFs {
     readonly: bool,
     /// The mount's own flags (nosuid, nodev, noexec, relatime, ...).
@@ -70,13 +72,6 @@ pub fn take(spec: &mut Spec) -> Option<CgroupFs> {
         namespaced: has_namespace(spec, LinuxNamespaceType::Cgroup),
         propagation: crate::config::compat::propagation_flags(&options),
     })
-}
-
-fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
-    spec.linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ))
 }
 
 /// The index of the cgroup mount in the config's mounts, when the config
@@ -129,10 +124,7 @@ struct Hierarchy {
 
 /// What the helper mounts, prepared on the host before it forks.
 pub struct Prepared {
-    readonly: bool,
-    namespaced: bool,
-    propagation: Option<MsFlags>,
-    flags: MsFlags,
+    taken: CgroupFs,
     unified: bool,
     hierarchies: Vec<Hierarchy>,
     /// v2 without a cgroup namespace: the container's directory, bound
@@ -154,30 +146,14 @@ pub fn prepare(taken: &CgroupFs, pid: Pid) -> anyhow::Result<Prepared> {
         fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("mounts: {path}: {e}"))?
     };
     // The container's directory in a host hierarchy: the init's cgroup
-    // there (as the host sees it), below the mount's root.
-    let dir_in = |m: &crate::cgroups::CgroupMount| -> Option<PathBuf> {
-        let path = own.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            let matches = if unified {
-                ctrls.is_empty()
-            } else {
-                !ctrls.is_empty() && ctrls.split(',').all(|c| m.options.iter().any(|o| o == c))
-            };
-            matches.then(|| PathBuf::from(path))
-        })?;
-        let inner = path.strip_prefix(&m.root).ok()?;
-        Some(m.mountpoint.join(inner))
-    };
+    // there (as the host sees it).
+    let dir_in = |m: &crate::cgroups::CgroupMount| m.dir_of(&own, unified);
     let clone = |dir: &Path| {
         runlet_handler::rofs::clone_tree(dir, true)
             .map_err(|e| anyhow::anyhow!("mounts: cgroup: cloning {}: {e}", dir.display()))
     };
     let mut out = Prepared {
-        readonly: taken.readonly,
-        namespaced: taken.namespaced,
-        propagation: taken.propagation,
-        flags: taken.flags,
+        taken: *taken,
         unified,
         hierarchies: Vec::new(),
         unified_tree: None,
@@ -242,14 +218,8 @@ fn mount(
 }
 
 fn make_readonly(target: &Path, keep: MsFlags) -> Result<(), String> {
-    nix::mount::mount::<str, Path, str, str>(
-        None,
-        target,
-        None,
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep,
-        None,
-    )
-    .map_err(|e| format!("mounts: cgroup: making {} read-only: {e}", target.display()))
+    super::post_create::remount_readonly(target, keep)
+        .map_err(|e| format!("mounts: cgroup: making {} read-only: {e}", target.display()))
 }
 
 fn bind(tree: &OwnedFd, target: &Path) -> Result<(), String> {
@@ -261,7 +231,7 @@ impl Prepared {
     /// Whether the container has a cgroup namespace: the helper joins it,
     /// so that its new cgroup mounts show the container's cgroup as root.
     pub fn fresh(&self) -> bool {
-        self.namespaced
+        self.taken.namespaced
     }
 }
 
@@ -273,7 +243,7 @@ pub fn mount_all(p: &Prepared) -> Result<(), String> {
     } else {
         mount_v1(p)?;
     }
-    if let Some(flags) = p.propagation {
+    if let Some(flags) = p.taken.propagation {
         nix::mount::mount::<str, str, str, str>(None, DEST, None, flags, None)
             .map_err(|e| format!("mounts: cgroup: setting the propagation of {DEST}: {e}"))?;
     }
@@ -281,7 +251,7 @@ pub fn mount_all(p: &Prepared) -> Result<(), String> {
 }
 
 fn readonly_flag(p: &Prepared) -> MsFlags {
-    if p.readonly {
+    if p.taken.readonly {
         MsFlags::MS_RDONLY
     } else {
         MsFlags::empty()
@@ -292,13 +262,19 @@ fn readonly_flag(p: &Prepared) -> MsFlags {
 /// namespace) a bind of the container's cgroup directory.
 fn mount_unified(p: &Prepared) -> Result<(), String> {
     let dest = Path::new(DEST);
-    let fresh = mount("cgroup", dest, "cgroup2", p.flags | readonly_flag(p), None);
+    let fresh = mount(
+        "cgroup",
+        dest,
+        "cgroup2",
+        p.taken.flags | readonly_flag(p),
+        None,
+    );
     match (fresh, &p.unified_tree) {
         (Ok(()), _) => Ok(()),
         (Err(_), Some(tree)) => {
             bind(tree, dest)?;
-            if p.readonly {
-                make_readonly(dest, p.flags)?;
+            if p.taken.readonly {
+                make_readonly(dest, p.taken.flags)?;
             }
             Ok(())
         }
@@ -328,7 +304,7 @@ fn mount_v1(p: &Prepared) -> Result<(), String> {
             )?,
             Some(tree) => {
                 bind(tree, &target)?;
-                if p.readonly {
+                if p.taken.readonly {
                     make_readonly(&target, base)?;
                 }
             }
@@ -341,7 +317,7 @@ fn mount_v1(p: &Prepared) -> Result<(), String> {
             }
         }
     }
-    if p.readonly {
+    if p.taken.readonly {
         make_readonly(dest, base)?;
     }
     Ok(())

@@ -62,6 +62,17 @@ pub(super) fn mount_flags(options: &str) -> MsFlags {
     flags
 }
 
+/// Makes the mount at `dest` read-only, with the per-mount flags `keep`.
+pub(super) fn remount_readonly(dest: &std::path::Path, keep: MsFlags) -> nix::Result<()> {
+    nix::mount::mount::<str, std::path::Path, str, str>(
+        None,
+        dest,
+        None,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep,
+        None,
+    )
+}
+
 /// Read-only remounts for every mount at or below `dest` (mount points as
 /// the container sees them), from the init's mountinfo; outermost first.
 fn readonly_below(mountinfo: &str, dest: &std::path::Path) -> Vec<Change> {
@@ -199,11 +210,7 @@ pub fn finish(
     let cgroup_mount = cgroup_mount
         .map(|c| crate::container::cgroupfs::prepare(c, pid))
         .transpose()?;
-    let has_userns = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let has_userns = crate::config::ids::has_namespace(spec, LinuxNamespaceType::User);
     let open = |name: &str| {
         fs::File::open(format!("/proc/{pid}/ns/{name}"))
             .map_err(|e| anyhow!("mounts: /proc/{pid}/ns/{name}: {e}"))
@@ -301,13 +308,7 @@ fn in_container(
             Change::Propagation(dest, flags) => {
                 nix::mount::mount::<str, PathBuf, str, str>(None, dest, None, *flags, None)
             }
-            Change::ReadOnly(dest, keep) => nix::mount::mount::<str, PathBuf, str, str>(
-                None,
-                dest,
-                None,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | *keep,
-                None,
-            ),
+            Change::ReadOnly(dest, keep) => remount_readonly(dest, *keep),
         };
         if let Err(e) = result {
             let what = match change {
